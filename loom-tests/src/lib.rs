@@ -1,0 +1,1 @@
+//! Placeholder: the loom models live in `tests/`.

@@ -1,0 +1,394 @@
+//! Membership changes: which ring ranges move, and the protocol that moves
+//! them while puts and gets run.
+//!
+//! # What moves
+//!
+//! Cut the ring at every vnode position of the old ring and of the new one.
+//! Inside each piece both rings give one preference list; only the pieces
+//! whose replica *set* changed are touched ([`plan`]). For such a piece, the
+//! servers in the new set but not the old one *gain* it, and those in the old
+//! set but not the new one *lose* it. Every replica of the old set is
+//! range-scanned (so a newer version held by a single replica survives) and
+//! each entry is merged into the gainers under last-write-wins; afterwards the
+//! piece is removed from the losers. Nothing outside the changed pieces is
+//! read, so the work follows the data that moves, not the data stored.
+//!
+//! # The protocol
+//!
+//! The data path loads the cluster's current [`Snapshot`] once per operation
+//! from an [`ArcCell`](crate::sync::ArcCell) and holds it until the operation
+//! returns. A stable snapshot has one placement; a *transitional* one has the
+//! new placement and the previous one, and an operation on it reads and writes
+//! the union of the key's two preference lists: the new replicas first, then
+//! the replicas only the old list has. Membership changes take the cluster's
+//! membership mutex, so they run one at a time; the data path never takes it.
+//!
+//! A change from placement `O` to placement `N` runs:
+//!
+//! 1. **Publish** the transitional snapshot `(N, O)` and **wait** until the
+//!    previous snapshot is unreferenced (a grace period, see
+//!    [`wait_until_unique`](crate::sync::wait_until_unique)). From here on,
+//!    every write reaches both lists; every write made on `O` alone is done.
+//! 2. **Copy** each changed piece from the old replicas to the gainers. An
+//!    entry the scan misses because it was written during the scan was
+//!    written by an operation on the transitional snapshot, which wrote the
+//!    gainers itself.
+//! 3. **Publish** the final snapshot `N` and **wait** again, so that no
+//!    operation can still write the losers' pieces.
+//! 4. **Drop** the changed pieces from the losers that stay in the cluster,
+//!    and clear a leaving server.
+//!
+//! Why it holds:
+//!
+//! * *No acknowledged write is lost.* A write acknowledged on `O` alone
+//!   finished before step 2 (first wait) and is on all its old replicas, so
+//!   the copy carries it to the gainers; a write on the transitional snapshot
+//!   reached both lists itself; a write on `N` reaches `N`. Drops (step 4)
+//!   only remove pieces from servers outside `N`'s list, after every
+//!   operation that could write them has finished (second wait).
+//! * *Reads are never older than an acknowledged write, and are monotonic.*
+//!   Until step 4 the old replicas hold everything; operations on `O` read
+//!   them, operations on the transitional snapshot read them and the new ones.
+//!   Operations on `N` start after step 2, when the gainers hold everything
+//!   acknowledged. A read that saw a write still in flight on the
+//!   transitional snapshot saw it on some replica; the write reaches every new
+//!   replica before any old-only one, so a later read on `N` finds it too.
+//! * *The grace periods end.* Nothing public holds a snapshot beyond one
+//!   call, and every operation runs to completion without waiting.
+//!
+//! The memory orderings: each snapshot swap is arc-swap's (sequentially
+//! consistent); the `Acquire` fence in `wait_until_unique` pairs with the
+//! `Release` decrement of each reader's `Arc` drop, so every write a reader
+//! made happens-before the copy or the drop that follows the wait.
+//!
+//! # Failure midway
+//!
+//! A migration calls no user code; only a bug or an allocation failure can
+//! make it panic. If one unwinds anyway, [`Transition`]'s destructor leaves
+//! the cluster stable: before the final snapshot was published, it publishes
+//! the old placement again, waits, and removes the partial copies from the
+//! gainers (the old replicas still hold everything); after, it finishes the
+//! drop. The `join` or `leave` call then propagates the panic, and the next
+//! membership change proceeds normally. A second panic inside that cleanup
+//! aborts the process, as any panic during unwinding does.
+
+use std::sync::Arc as StdArc;
+
+use crate::ring::Ring;
+use crate::store::{Merge, Server};
+use crate::sync::{wait_until_unique, Arc, ArcCell};
+
+/// What a membership change moved.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Migration {
+    /// (key, server) pairs written to a server that held nothing for that key
+    /// before, tombstones included.
+    pub copied: u64,
+    /// Entries removed from servers that stay in the cluster.
+    pub dropped: u64,
+    /// Entries read to do it: each entry of the changed ranges on every old
+    /// replica, plus each entry visited by the drop. At most (R + 1) times
+    /// `copied + dropped` plus a small constant when replicas agree, whatever
+    /// else the cluster holds.
+    pub scanned: u64,
+}
+
+/// A placement of the data: a ring and the server behind each of its server
+/// indices.
+#[derive(Clone)]
+pub(crate) struct Placement {
+    pub(crate) ring: StdArc<Ring>,
+    pub(crate) servers: StdArc<[StdArc<Server>]>,
+}
+
+impl Placement {
+    /// The replicas of a key at `position`, in preference-list order.
+    #[inline]
+    pub(crate) fn replicas(&self, position: u32) -> impl Iterator<Item = &StdArc<Server>> + '_ {
+        self.ring
+            .preference(position)
+            .iter()
+            .map(move |&index| &self.servers[index as usize])
+    }
+
+    /// The server with `id`, if it is part of this placement.
+    pub(crate) fn server(&self, id: &str) -> Option<&StdArc<Server>> {
+        let index = self
+            .ring
+            .servers()
+            .binary_search_by(|probe| probe.as_str().cmp(id))
+            .ok()?;
+        Some(&self.servers[index])
+    }
+}
+
+/// What the data path loads once per operation.
+pub(crate) struct Snapshot {
+    /// The placement reads and writes go to, and that `replicas()` reports.
+    pub(crate) current: Placement,
+    /// While a change is in flight, the placement it moves away from.
+    pub(crate) previous: Option<Placement>,
+}
+
+impl Snapshot {
+    pub(crate) fn stable(current: Placement) -> Snapshot {
+        Snapshot {
+            current,
+            previous: None,
+        }
+    }
+
+    /// Calls `visit` on every replica an operation on a key at `position`
+    /// must reach: the current preference list, then (while a change is in
+    /// flight) the servers only the previous list has. That order is what
+    /// keeps reads monotonic across the switch; see the module docs.
+    #[inline]
+    pub(crate) fn for_each_replica<'s>(
+        &'s self,
+        position: u32,
+        mut visit: impl FnMut(&'s StdArc<Server>),
+    ) {
+        for server in self.current.replicas(position) {
+            visit(server);
+        }
+        if let Some(previous) = &self.previous {
+            for server in previous.replicas(position) {
+                let also_current = self
+                    .current
+                    .replicas(position)
+                    .any(|current| StdArc::ptr_eq(current, server));
+                if !also_current {
+                    visit(server);
+                }
+            }
+        }
+    }
+}
+
+/// One piece of the ring whose replica set changes: positions in
+/// `start..end` (`end == None`: to the end of the ring).
+#[derive(Debug)]
+pub(crate) struct Move {
+    start: u32,
+    end: Option<u32>,
+    /// Every replica of the old set, by index in the old placement.
+    sources: Vec<u32>,
+    /// New-set servers not in the old set, by index in the new placement.
+    gainers: Vec<u32>,
+    /// Old-set servers not in the new set that stay in the cluster, by index
+    /// in the new placement.
+    losers: Vec<u32>,
+}
+
+/// The pieces of the ring whose replica set differs between `old` and `new`,
+/// adjacent pieces with the same movement merged.
+///
+/// Cost: a sort of both rings' vnode positions and two binary searches per
+/// piece; no data is read.
+pub(crate) fn plan(old: &Ring, new: &Ring) -> Vec<Move> {
+    let mut cuts: Vec<u32> = old
+        .positions()
+        .iter()
+        .chain(new.positions())
+        .copied()
+        .collect();
+    cuts.sort_unstable();
+    cuts.dedup();
+
+    // A key at position p belongs to the first vnode strictly after p, so
+    // every position in [cut_j, cut_j+1) has the owner that cut_j has.
+    let mut pieces: Vec<(u32, Option<u32>)> = Vec::with_capacity(cuts.len() + 1);
+    if cuts[0] > 0 {
+        pieces.push((0, Some(cuts[0])));
+    }
+    for (j, &cut) in cuts.iter().enumerate() {
+        pieces.push((cut, cuts.get(j + 1).copied()));
+    }
+
+    let new_index = |id: &crate::ServerId| new.servers().binary_search(id).ok().map(|i| i as u32);
+    let mut moves: Vec<Move> = Vec::new();
+    for (start, end) in pieces {
+        let before = old.preference(start);
+        let after = new.preference(start);
+        let before_ids = || before.iter().map(|&i| &old.servers()[i as usize]);
+        let after_ids: Vec<_> = after.iter().map(|&i| &new.servers()[i as usize]).collect();
+
+        let gainers: Vec<u32> = after
+            .iter()
+            .copied()
+            .filter(|&i| !before_ids().any(|id| *id == new.servers()[i as usize]))
+            .collect();
+        let losers: Vec<u32> = before_ids()
+            .filter(|id| !after_ids.contains(id))
+            .filter_map(new_index)
+            .collect();
+        let left = before_ids().filter(|id| !after_ids.contains(id)).count();
+        if gainers.is_empty() && left == 0 {
+            continue;
+        }
+
+        let sources = before.to_vec();
+        if let Some(last) = moves.last_mut() {
+            let adjacent = last.end == Some(start);
+            if adjacent
+                && last.sources == sources
+                && last.gainers == gainers
+                && last.losers == losers
+            {
+                last.end = end;
+                continue;
+            }
+        }
+        moves.push(Move {
+            start,
+            end,
+            sources,
+            gainers,
+            losers,
+        });
+    }
+    moves
+}
+
+/// Where a [`Transition`] is; its destructor finishes or undoes from here.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Phase {
+    /// The transitional snapshot is published; the final one is not.
+    Copying,
+    /// The final snapshot is published and the second wait is done.
+    Dropping,
+    /// Nothing left to do.
+    Done,
+}
+
+/// One membership change in flight, from `old` to `new`.
+///
+/// Built by [`Transition::begin`] (step 1), finished by
+/// [`Transition::finish`] (steps 2 to 4). Dropping it unfinished (a panic)
+/// rolls it back or forward; see the module docs.
+pub(crate) struct Transition<'c> {
+    cell: &'c ArcCell<Snapshot>,
+    old: Placement,
+    new: Placement,
+    leaving: Option<StdArc<Server>>,
+    moves: Vec<Move>,
+    phase: Phase,
+    report: Migration,
+}
+
+impl<'c> Transition<'c> {
+    /// Publishes the transitional snapshot and waits out the grace period.
+    ///
+    /// The caller holds the membership mutex, so `old` is what `cell` holds.
+    pub(crate) fn begin(
+        cell: &'c ArcCell<Snapshot>,
+        old: Placement,
+        new: Placement,
+        leaving: Option<StdArc<Server>>,
+    ) -> Transition<'c> {
+        let moves = plan(&old.ring, &new.ring);
+        let transitional = Snapshot {
+            current: new.clone(),
+            previous: Some(old.clone()),
+        };
+        publish(cell, transitional);
+        Transition {
+            cell,
+            old,
+            new,
+            leaving,
+            moves,
+            phase: Phase::Copying,
+            report: Migration::default(),
+        }
+    }
+
+    /// Copies, publishes the final snapshot, waits, drops. Returns what moved.
+    pub(crate) fn finish(mut self) -> Migration {
+        self.copy();
+
+        publish(self.cell, Snapshot::stable(self.new.clone()));
+        self.phase = Phase::Dropping;
+
+        self.drop_moved();
+        self.phase = Phase::Done;
+        self.report
+    }
+
+    /// Step 2: merge every entry of each changed piece, read from every old
+    /// replica, into the piece's gainers.
+    fn copy(&mut self) {
+        for piece in &self.moves {
+            if piece.gainers.is_empty() {
+                continue; // A server left and nobody takes its place (R >= N).
+            }
+            for &source in &piece.sources {
+                let source = &self.old.servers[source as usize];
+                for entry in source.range(piece.start, piece.end) {
+                    self.report.scanned += 1;
+                    let version = entry.value().load();
+                    for &gainer in &piece.gainers {
+                        let gainer = &self.new.servers[gainer as usize];
+                        if gainer.merge(entry.key(), &version) == Merge::Inserted {
+                            self.report.copied += 1;
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Step 4: remove each changed piece from the losers that stay, and
+    /// everything from a leaving server.
+    fn drop_moved(&mut self) {
+        for piece in &self.moves {
+            for &loser in &piece.losers {
+                let loser = &self.new.servers[loser as usize];
+                for entry in loser.range(piece.start, piece.end) {
+                    self.report.scanned += 1;
+                    if entry.remove() {
+                        self.report.dropped += 1;
+                    }
+                }
+            }
+        }
+        if let Some(leaving) = &self.leaving {
+            leaving.clear();
+        }
+    }
+
+    /// Undoes a change whose final snapshot was never published: the old
+    /// placement goes back, and once no operation can still write the
+    /// gainers, the partial copies come off them.
+    fn roll_back(&mut self) {
+        publish(self.cell, Snapshot::stable(self.old.clone()));
+        for piece in &self.moves {
+            for &gainer in &piece.gainers {
+                let gainer = &self.new.servers[gainer as usize];
+                if self.old.server(gainer.id()).is_none() {
+                    continue; // A joining server that never joined: discarded whole.
+                }
+                for entry in gainer.range(piece.start, piece.end) {
+                    entry.remove();
+                }
+            }
+        }
+    }
+}
+
+impl Drop for Transition<'_> {
+    fn drop(&mut self) {
+        match self.phase {
+            Phase::Copying => self.roll_back(),
+            Phase::Dropping => self.drop_moved(),
+            Phase::Done => {}
+        }
+    }
+}
+
+/// Publishes `snapshot` and waits until no operation holds the one it
+/// replaced (see [`wait_until_unique`]).
+fn publish(cell: &ArcCell<Snapshot>, snapshot: Snapshot) {
+    let replaced = cell.swap(Arc::new(snapshot));
+    wait_until_unique(&replaced);
+}
