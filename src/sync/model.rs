@@ -63,7 +63,9 @@ struct Node<V> {
 
 /// Stand-in for `SkipMap`: a `BTreeMap` behind a loom mutex, taken once per
 /// step so other threads interleave between the steps of a scan.
-pub(crate) struct OrderedMap<V>(Mutex<BTreeMap<Box<[u8]>, Arc<Node<V>>>>);
+pub(crate) struct OrderedMap<V>(Mutex<Nodes<V>>);
+
+type Nodes<V> = BTreeMap<Box<[u8]>, Arc<Node<V>>>;
 
 /// A handle on one entry; it stays readable after the entry is removed.
 pub(crate) struct MapEntry<'a, V> {
