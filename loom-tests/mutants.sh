@@ -65,8 +65,8 @@ fi
 echo "all models pass"
 
 survivors=0
-printf '\n%-32s %s\n' "mutant" "models that caught it"
-printf '%-32s %s\n' "------" "---------------------"
+printf '\n%-38s %s\n' "mutant" "models that caught it"
+printf '%-38s %s\n' "------" "---------------------"
 for patch in "${patches[@]}"; do
     name=$(basename "$patch" .patch)
     fresh_copy
@@ -76,7 +76,7 @@ for patch in "${patches[@]}"; do
         caught="NONE: the mutant survived"
         survivors=$((survivors + 1))
     fi
-    printf '%-32s %s\n' "$name" "$caught"
+    printf '%-38s %s\n' "$name" "$caught"
 done
 
 if [ "$survivors" -gt 0 ]; then

@@ -5,11 +5,13 @@ use std::sync::{Arc as StdArc, PoisonError};
 
 use bytes::Bytes;
 
-use crate::clock::{Clock, Timestamp};
+use crate::clock::Timestamp;
+use crate::compaction;
 use crate::config::{Config, MAX_SERVERS};
 use crate::error::Error;
-use crate::migration::{Migration, Placement, Snapshot, Transition};
+use crate::migration::{Migration, Transition};
 use crate::ring::{ring_position, Ring, ServerId};
+use crate::snapshot::{publish, Placement, Snapshot};
 use crate::store::{EntryKey, Merge, Server, Shared};
 use crate::sync::{Arc, ArcCell, ArcGuard, AtomicU64, Mutex, Ordering};
 use crate::version::Versioned;
@@ -23,6 +25,10 @@ pub struct Stats {
     pub read_repairs: u64,
     /// Completed `join` and `leave` calls.
     pub membership_changes: u64,
+    /// Replica entries (tombstones) removed by [`Cluster::compact`].
+    pub compacted: u64,
+    /// The compaction watermark: client writes at or below it are refused.
+    pub watermark: Timestamp,
 }
 
 /// A replicated key-value store on a consistent-hashing ring of simulated
@@ -57,6 +63,7 @@ pub struct Cluster {
     membership: Mutex<()>,
     read_repairs: AtomicU64,
     membership_changes: AtomicU64,
+    compacted: AtomicU64,
 }
 
 impl Cluster {
@@ -97,10 +104,7 @@ impl Cluster {
             });
         }
 
-        let shared = StdArc::new(Shared {
-            config,
-            clock: Clock::new(),
-        });
+        let shared = StdArc::new(Shared::new(config));
         let servers: Vec<StdArc<Server>> = ids
             .iter()
             .map(|id| StdArc::new(Server::new(id.clone(), StdArc::clone(&shared))))
@@ -115,10 +119,11 @@ impl Cluster {
         };
         Ok(Cluster {
             shared,
-            snapshot: ArcCell::new(Arc::new(Snapshot::stable(placement))),
+            snapshot: ArcCell::new(Arc::new(Snapshot::stable(placement, Timestamp(0)))),
             membership: Mutex::new(()),
             read_repairs: AtomicU64::new(0),
             membership_changes: AtomicU64::new(0),
+            compacted: AtomicU64::new(0),
         })
     }
 
@@ -141,14 +146,11 @@ impl Cluster {
         self.shared.check_key(key)?;
         self.shared.check_value(&value)?;
 
+        let snapshot = self.snapshot.load();
+        // Stamped after loading the snapshot, so the timestamp is above the
+        // watermark the snapshot carries (see `crate::compaction`).
         let timestamp = self.shared.clock.now();
-        self.write(
-            key,
-            Versioned {
-                timestamp,
-                value: Some(value),
-            },
-        );
+        write(&snapshot, key, Some(value), timestamp);
         Ok(timestamp)
     }
 
@@ -157,8 +159,9 @@ impl Cluster {
     ///
     /// Refuses a timestamp more than
     /// [`Config::max_clock_skew`](crate::Config::max_clock_skew) ahead of wall-clock
-    /// time. Advances the cluster's clock past `timestamp`, so a later
-    /// [`put`](Cluster::put) wins over this one.
+    /// time, or at or below the compaction watermark (see
+    /// [`compact`](Cluster::compact)). Advances the cluster's clock past
+    /// `timestamp`, so a later [`put`](Cluster::put) wins over this one.
     pub fn put_at(
         &self,
         key: impl AsRef<[u8]>,
@@ -171,14 +174,10 @@ impl Cluster {
         self.shared.check_value(&value)?;
         self.shared.check_timestamp(timestamp)?;
 
+        let snapshot = self.snapshot.load();
+        self.shared.check_watermark(timestamp, snapshot.watermark)?;
         self.shared.clock.observe(timestamp);
-        self.write(
-            key,
-            Versioned {
-                timestamp,
-                value: Some(value),
-            },
-        );
+        write(&snapshot, key, Some(value), timestamp);
         Ok(())
     }
 
@@ -189,14 +188,9 @@ impl Cluster {
         let key = key.as_ref();
         self.shared.check_key(key)?;
 
+        let snapshot = self.snapshot.load();
         let timestamp = self.shared.clock.now();
-        self.write(
-            key,
-            Versioned {
-                timestamp,
-                value: None,
-            },
-        );
+        write(&snapshot, key, None, timestamp);
         Ok(timestamp)
     }
 
@@ -206,14 +200,10 @@ impl Cluster {
         self.shared.check_key(key)?;
         self.shared.check_timestamp(timestamp)?;
 
+        let snapshot = self.snapshot.load();
+        self.shared.check_watermark(timestamp, snapshot.watermark)?;
         self.shared.clock.observe(timestamp);
-        self.write(
-            key,
-            Versioned {
-                timestamp,
-                value: None,
-            },
-        );
+        write(&snapshot, key, None, timestamp);
         Ok(())
     }
 
@@ -269,7 +259,10 @@ impl Cluster {
 
         let newest = newest.map(|guard| Arc::clone(&guard));
         if let (false, Some(version)) = (agree, &newest) {
-            if self.shared.config.read_repair {
+            // A tombstone at or below the watermark is one compaction may be
+            // removing; spreading it again would only undo that work.
+            let compactable = version.is_tombstone() && version.timestamp <= snapshot.watermark;
+            if self.shared.config.read_repair && !compactable {
                 self.repair(&snapshot, &entry_key, version);
             }
         }
@@ -292,18 +285,6 @@ impl Cluster {
         }
     }
 
-    /// Merges one version into every replica of its key: the current
-    /// preference list first, then any old-only replicas (see the protocol in
-    /// [`crate::migration`]). All replicas share one allocation.
-    fn write(&self, key: &[u8], version: Versioned) {
-        let entry_key = EntryKey::new(ring_position(key), key);
-        let version = Arc::new(version);
-        let snapshot = self.snapshot.load();
-        snapshot.for_each_replica(entry_key.position(), |server| {
-            server.merge(&entry_key, &version);
-        });
-    }
-
     /// Adds a server and moves to it the ranges it now replicates.
     ///
     /// Only the ring ranges whose replica set changes are read. Waits for
@@ -324,7 +305,7 @@ impl Cluster {
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
 
-        let old = self.snapshot.load().current.clone();
+        let (old, watermark) = self.stable();
         if old.server(&id).is_some() {
             return Err(Error::DuplicateServer { id });
         }
@@ -340,7 +321,7 @@ impl Cluster {
         let mut servers: Vec<StdArc<Server>> = old.servers.to_vec();
         servers.push(joining);
         let new = self.placement(servers);
-        let migration = Transition::begin(&self.snapshot, old, new, None).finish();
+        let migration = Transition::begin(&self.snapshot, old, new, None, watermark).finish();
         self.membership_changes.fetch_add(1, Ordering::Relaxed);
         Ok(migration)
     }
@@ -360,7 +341,7 @@ impl Cluster {
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
 
-        let old = self.snapshot.load().current.clone();
+        let (old, watermark) = self.stable();
         let Some(leaving) = old.server(server).cloned() else {
             return Err(Error::UnknownServer {
                 id: server.to_owned(),
@@ -379,9 +360,79 @@ impl Cluster {
             .cloned()
             .collect();
         let new = self.placement(servers);
-        let migration = Transition::begin(&self.snapshot, old, new, Some(leaving)).finish();
+        let migration =
+            Transition::begin(&self.snapshot, old, new, Some(leaving), watermark).finish();
         self.membership_changes.fetch_add(1, Ordering::Relaxed);
         Ok(migration)
+    }
+
+    /// The current placement and watermark. Only called with the membership
+    /// mutex held, when no change is in flight.
+    fn stable(&self) -> (Placement, Timestamp) {
+        let snapshot = self.snapshot.load();
+        debug_assert!(snapshot.previous.is_none());
+        (snapshot.current.clone(), snapshot.watermark)
+    }
+
+    /// Removes tombstones older than `older_than` that every current replica
+    /// of their key holds (or has superseded), and returns how many replica
+    /// entries it removed.
+    ///
+    /// From the moment it starts, client writes (`put_at`, `delete_at`,
+    /// [`Server::apply`]) with a timestamp at or below `older_than` are
+    /// refused with [`Error::TimestampCompacted`], so a late, old write cannot
+    /// bring a purged key back; the clock moves past `older_than`, so
+    /// clock-stamped writes are unaffected. The watermark never goes down: a
+    /// smaller cutoff than an earlier one compacts at the smaller cutoff and
+    /// leaves the watermark where it was.
+    ///
+    /// Never resurrects data: a replica holding an older live value or
+    /// nothing keeps every tombstone of that key, and a put racing the
+    /// removal of an entry is never lost. Runs one at a time with `join` and
+    /// `leave` (it queues behind them), while puts and gets keep running.
+    ///
+    /// Fails, changing nothing, if `older_than` is further ahead of wall-clock
+    /// time than [`Config::max_clock_skew`](crate::Config::max_clock_skew).
+    ///
+    /// Cost: one scan of every server, one lookup per replica for each key,
+    /// and a grace period. The argument is in the `compaction` module source.
+    ///
+    /// ```
+    /// use ringkv::{Cluster, Config, Error, Timestamp};
+    ///
+    /// let cluster = Cluster::new(Config::default(), ["a", "b", "c"])?;
+    /// cluster.put("k", "v")?;
+    /// let deleted = cluster.delete("k")?;
+    /// let cutoff = Timestamp(deleted.0 + 1);
+    /// assert_eq!(cluster.compact(cutoff)?, 3); // one tombstone per replica
+    /// assert!(matches!(
+    ///     cluster.put_at("k", "late", deleted),
+    ///     Err(Error::TimestampCompacted { .. })
+    /// ));
+    /// # Ok::<(), ringkv::Error>(())
+    /// ```
+    pub fn compact(&self, older_than: Timestamp) -> Result<u64, Error> {
+        self.shared.check_timestamp(older_than)?;
+        let _serial = self
+            .membership
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+
+        let (placement, watermark) = self.stable();
+        let watermark = watermark.max(older_than);
+        // The clock first, then the snapshot: a write that loads the new
+        // snapshot is stamped above the watermark (the snapshot's publication
+        // orders the clock update before that load).
+        self.shared.clock.observe(watermark);
+        self.shared.raise_watermark(watermark);
+        publish(
+            &self.snapshot,
+            Snapshot::stable(placement.clone(), watermark),
+        );
+
+        let removed = compaction::compact(&placement, older_than);
+        self.compacted.fetch_add(removed, Ordering::Relaxed);
+        Ok(removed)
     }
 
     /// Builds the placement of `servers` (any order) under this configuration.
@@ -424,10 +475,12 @@ impl Cluster {
     /// server leaves, but the cluster no longer reads or writes it.
     pub fn server(&self, id: &str) -> Option<StdArc<Server>> {
         let snapshot = self.snapshot.load();
+        let departing = snapshot.departing.as_ref().filter(|s| s.id() == id);
         snapshot
             .current
             .server(id)
             .or_else(|| snapshot.previous.as_ref()?.server(id))
+            .or(departing)
             .cloned()
     }
 
@@ -437,13 +490,27 @@ impl Cluster {
         self.shared.clock.last()
     }
 
-    /// Counters: read repairs made and membership changes completed.
+    /// Counters (read repairs, membership changes, compacted entries) and
+    /// the compaction watermark.
     pub fn stats(&self) -> Stats {
         Stats {
             read_repairs: self.read_repairs.load(Ordering::Relaxed),
             membership_changes: self.membership_changes.load(Ordering::Relaxed),
+            compacted: self.compacted.load(Ordering::Relaxed),
+            watermark: self.snapshot.load().watermark,
         }
     }
+}
+
+/// Merges one version into every replica of its key under `snapshot`: the
+/// current preference list first, then any old-only replicas (see the
+/// protocol in [`crate::migration`]). All replicas share one allocation.
+fn write(snapshot: &Snapshot, key: &[u8], value: Option<Bytes>, timestamp: Timestamp) {
+    let entry_key = EntryKey::new(ring_position(key), key);
+    let version = Arc::new(Versioned { timestamp, value });
+    snapshot.for_each_replica(entry_key.position(), |server| {
+        server.merge(&entry_key, &version);
+    });
 }
 
 impl fmt::Debug for Cluster {

@@ -36,6 +36,14 @@ pub enum Error {
         /// The configured skew.
         max_skew: Duration,
     },
+    /// A client timestamp is at or below the compaction watermark: tombstones
+    /// older than it may be gone, so the write could bring a deleted key back.
+    TimestampCompacted {
+        /// The timestamp the client brought.
+        timestamp: Timestamp,
+        /// The watermark set by [`Cluster::compact`](crate::Cluster::compact).
+        watermark: Timestamp,
+    },
     /// [`Config::vnodes`](crate::Config::vnodes) is zero.
     ZeroVnodes,
     /// [`Config::vnodes`](crate::Config::vnodes) is above [`crate::MAX_VNODES`].
@@ -99,6 +107,14 @@ impl fmt::Display for Error {
                 f,
                 "timestamp {timestamp} is more than max_clock_skew ({max_skew:?}) ahead of \
                  wall-clock time (latest accepted: {horizon})"
+            ),
+            Error::TimestampCompacted {
+                timestamp,
+                watermark,
+            } => write!(
+                f,
+                "timestamp {timestamp} is at or below the compaction watermark {watermark}; \
+                 writes that old could bring compacted deletes back"
             ),
             Error::ZeroVnodes => f.write_str("vnodes is 0; every server needs at least one"),
             Error::TooManyVnodes { vnodes, max } => {

@@ -73,10 +73,12 @@
 
 mod clock;
 mod cluster;
+mod compaction;
 mod config;
 mod error;
 mod migration;
 mod ring;
+mod snapshot;
 mod store;
 mod sync;
 mod version;

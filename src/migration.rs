@@ -74,9 +74,11 @@
 
 use std::sync::Arc as StdArc;
 
+use crate::clock::Timestamp;
 use crate::ring::Ring;
+use crate::snapshot::{publish, Placement, Snapshot};
 use crate::store::{Merge, Server};
-use crate::sync::{wait_until_unique, Arc, ArcCell};
+use crate::sync::ArcCell;
 
 /// What a membership change moved.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
@@ -91,78 +93,6 @@ pub struct Migration {
     /// `copied + dropped` plus a small constant when replicas agree, whatever
     /// else the cluster holds.
     pub scanned: u64,
-}
-
-/// A placement of the data: a ring and the server behind each of its server
-/// indices.
-#[derive(Clone)]
-pub(crate) struct Placement {
-    pub(crate) ring: StdArc<Ring>,
-    pub(crate) servers: StdArc<[StdArc<Server>]>,
-}
-
-impl Placement {
-    /// The replicas of a key at `position`, in preference-list order.
-    #[inline]
-    pub(crate) fn replicas(&self, position: u32) -> impl Iterator<Item = &StdArc<Server>> + '_ {
-        self.ring
-            .preference(position)
-            .iter()
-            .map(move |&index| &self.servers[index as usize])
-    }
-
-    /// The server with `id`, if it is part of this placement.
-    pub(crate) fn server(&self, id: &str) -> Option<&StdArc<Server>> {
-        let index = self
-            .ring
-            .servers()
-            .binary_search_by(|probe| probe.as_str().cmp(id))
-            .ok()?;
-        Some(&self.servers[index])
-    }
-}
-
-/// What the data path loads once per operation.
-pub(crate) struct Snapshot {
-    /// The placement reads and writes go to, and that `replicas()` reports.
-    pub(crate) current: Placement,
-    /// While a change is in flight, the placement it moves away from.
-    pub(crate) previous: Option<Placement>,
-}
-
-impl Snapshot {
-    pub(crate) fn stable(current: Placement) -> Snapshot {
-        Snapshot {
-            current,
-            previous: None,
-        }
-    }
-
-    /// Calls `visit` on every replica an operation on a key at `position`
-    /// must reach: the current preference list, then (while a change is in
-    /// flight) the servers only the previous list has. That order is what
-    /// keeps reads monotonic across the switch; see the module docs.
-    #[inline]
-    pub(crate) fn for_each_replica<'s>(
-        &'s self,
-        position: u32,
-        mut visit: impl FnMut(&'s StdArc<Server>),
-    ) {
-        for server in self.current.replicas(position) {
-            visit(server);
-        }
-        if let Some(previous) = &self.previous {
-            for server in previous.replicas(position) {
-                let also_current = self
-                    .current
-                    .replicas(position)
-                    .any(|current| StdArc::ptr_eq(current, server));
-                if !also_current {
-                    visit(server);
-                }
-            }
-        }
-    }
 }
 
 /// One piece of the ring whose replica set changes: positions in
@@ -274,6 +204,8 @@ pub(crate) struct Transition<'c> {
     moves: Vec<Move>,
     phase: Phase,
     report: Migration,
+    /// The compaction watermark, carried into every snapshot published.
+    watermark: Timestamp,
 }
 
 impl<'c> Transition<'c> {
@@ -285,11 +217,14 @@ impl<'c> Transition<'c> {
         old: Placement,
         new: Placement,
         leaving: Option<StdArc<Server>>,
+        watermark: Timestamp,
     ) -> Transition<'c> {
         let moves = plan(&old.ring, &new.ring);
         let transitional = Snapshot {
             current: new.clone(),
             previous: Some(old.clone()),
+            watermark,
+            departing: None,
         };
         publish(cell, transitional);
         Transition {
@@ -300,6 +235,7 @@ impl<'c> Transition<'c> {
             moves,
             phase: Phase::Copying,
             report: Migration::default(),
+            watermark,
         }
     }
 
@@ -307,12 +243,32 @@ impl<'c> Transition<'c> {
     pub(crate) fn finish(mut self) -> Migration {
         self.copy();
 
-        publish(self.cell, Snapshot::stable(self.new.clone()));
+        let last = Snapshot {
+            departing: self.leaving.clone(),
+            ..Snapshot::stable(self.new.clone(), self.watermark)
+        };
+        publish(self.cell, last);
         self.phase = Phase::Dropping;
 
         self.drop_moved();
+        self.forget_departing();
         self.phase = Phase::Done;
         self.report
+    }
+
+    /// Stops `Cluster::server` from finding the leaving server.
+    ///
+    /// The data path treats this snapshot exactly like the one it replaces,
+    /// but the wait is still needed: every publication must end with no
+    /// operation holding an older snapshot, or the next change's first grace
+    /// period would wait for the wrong one and miss writes still in flight.
+    fn forget_departing(&self) {
+        if self.leaving.is_some() {
+            publish(
+                self.cell,
+                Snapshot::stable(self.new.clone(), self.watermark),
+            );
+        }
     }
 
     /// Step 2: merge every entry of each changed piece, read from every old
@@ -326,7 +282,9 @@ impl<'c> Transition<'c> {
                 let source = &self.old.servers[source as usize];
                 for entry in source.range(piece.start, piece.end) {
                     self.report.scanned += 1;
-                    let version = entry.value().load();
+                    let Some(version) = source.live(&entry) else {
+                        continue; // Being compacted; compaction and migration never overlap.
+                    };
                     for &gainer in &piece.gainers {
                         let gainer = &self.new.servers[gainer as usize];
                         if gainer.merge(entry.key(), &version) == Merge::Inserted {
@@ -361,7 +319,10 @@ impl<'c> Transition<'c> {
     /// placement goes back, and once no operation can still write the
     /// gainers, the partial copies come off them.
     fn roll_back(&mut self) {
-        publish(self.cell, Snapshot::stable(self.old.clone()));
+        publish(
+            self.cell,
+            Snapshot::stable(self.old.clone(), self.watermark),
+        );
         for piece in &self.moves {
             for &gainer in &piece.gainers {
                 let gainer = &self.new.servers[gainer as usize];
@@ -380,15 +341,11 @@ impl Drop for Transition<'_> {
     fn drop(&mut self) {
         match self.phase {
             Phase::Copying => self.roll_back(),
-            Phase::Dropping => self.drop_moved(),
+            Phase::Dropping => {
+                self.drop_moved();
+                self.forget_departing();
+            }
             Phase::Done => {}
         }
     }
-}
-
-/// Publishes `snapshot` and waits until no operation holds the one it
-/// replaced (see [`wait_until_unique`]).
-fn publish(cell: &ArcCell<Snapshot>, snapshot: Snapshot) {
-    let replaced = cell.swap(Arc::new(snapshot));
-    wait_until_unique(&replaced);
 }

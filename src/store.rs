@@ -28,16 +28,62 @@ use crate::clock::{Clock, Timestamp};
 use crate::config::Config;
 use crate::error::Error;
 use crate::ring::{ring_position, ServerId};
-use crate::sync::{Arc, ArcCell, ArcGuard, MapEntry, OrderedMap};
+use crate::sync::{Arc, ArcCell, ArcGuard, AtomicU64, MapEntry, OrderedMap, Ordering};
 use crate::version::Versioned;
 
-/// What the cluster's servers share: the configuration and the clock.
+/// What the cluster's servers share: the configuration, the clock, the
+/// compaction watermark and the retired-slot marker.
 pub(crate) struct Shared {
     pub(crate) config: Config,
     pub(crate) clock: Clock,
+    /// The compaction watermark, for [`Server::apply`], which does not load
+    /// a ring snapshot. The data path reads the snapshot's copy instead.
+    watermark: AtomicU64,
+    /// The version a slot holds once compaction has claimed it for removal.
+    /// Only its address matters: it is never read as a version.
+    retired: Arc<Versioned>,
 }
 
 impl Shared {
+    pub(crate) fn new(config: Config) -> Shared {
+        Shared {
+            config,
+            clock: Clock::new(),
+            watermark: AtomicU64::new(0),
+            retired: Arc::new(Versioned {
+                timestamp: Timestamp(u64::MAX),
+                value: None,
+            }),
+        }
+    }
+
+    /// The compaction watermark as [`Server::apply`] sees it.
+    pub(crate) fn watermark(&self) -> Timestamp {
+        // Pairs with the `Release` store in `raise_watermark`: an `apply`
+        // that sees the new watermark also sees the clock moved past it.
+        Timestamp(self.watermark.load(Ordering::Acquire))
+    }
+
+    /// Raises the watermark seen by [`Server::apply`] to at least `to`.
+    pub(crate) fn raise_watermark(&self, to: Timestamp) {
+        self.watermark.fetch_max(to.0, Ordering::Release);
+    }
+
+    /// Refuses a client timestamp at or below the compaction watermark.
+    pub(crate) fn check_watermark(
+        &self,
+        timestamp: Timestamp,
+        watermark: Timestamp,
+    ) -> Result<(), Error> {
+        if timestamp <= watermark {
+            return Err(Error::TimestampCompacted {
+                timestamp,
+                watermark,
+            });
+        }
+        Ok(())
+    }
+
     /// Refuses a key longer than the configured limit.
     pub(crate) fn check_key(&self, key: &[u8]) -> Result<(), Error> {
         if key.len() > self.config.max_key_len {
@@ -133,7 +179,8 @@ impl Deref for EntryKey {
     }
 }
 
-fn position_of(entry_key: &[u8]) -> u32 {
+/// The ring position an encoded entry key starts with.
+pub(crate) fn position_of(entry_key: &[u8]) -> u32 {
     u32::from_be_bytes(
         entry_key[..4]
             .try_into()
@@ -146,6 +193,15 @@ pub(crate) struct Slot {
     version: ArcCell<Versioned>,
 }
 
+/// How a merge into one slot went.
+enum SlotMerge {
+    Won,
+    Lost,
+    /// Compaction claimed the slot and is unlinking its node: the write must
+    /// go to a fresh node.
+    Retired,
+}
+
 impl Slot {
     #[inline]
     pub(crate) fn load(&self) -> ArcGuard<Versioned> {
@@ -155,14 +211,17 @@ impl Slot {
     /// Swaps `version` in if it supersedes the current one. Lock-free: a
     /// failed compare-and-swap means another writer changed the slot, and the
     /// loop re-reads it.
-    fn merge(&self, version: &Arc<Versioned>) -> bool {
+    fn merge(&self, version: &Arc<Versioned>, retired: &Arc<Versioned>) -> SlotMerge {
         let mut current = self.version.load();
         loop {
+            if Arc::ptr_eq(&current, retired) {
+                return SlotMerge::Retired;
+            }
             if !version.supersedes(&current) {
-                return false;
+                return SlotMerge::Lost;
             }
             if self.version.compare_and_swap(&current, Arc::clone(version)) {
-                return true;
+                return SlotMerge::Won;
             }
             current = self.version.load();
         }
@@ -218,8 +277,14 @@ impl Server {
     /// the key's preference list, which makes it the tool for creating
     /// divergence in tests and for feeding a replica from outside. Like
     /// [`Cluster::put_at`](crate::Cluster::put_at), it refuses a key or value
-    /// over the limits and a timestamp too far ahead, and it advances the
-    /// cluster's clock past the timestamp.
+    /// over the limits, a timestamp too far ahead, and a timestamp at or
+    /// below the compaction watermark, and it advances the cluster's clock
+    /// past the timestamp.
+    ///
+    /// Unlike `put_at`, it does not take part in the ring's grace periods: an
+    /// `apply` racing [`Cluster::compact`](crate::Cluster::compact) may pass
+    /// the watermark check just before the watermark rises. Calls made after
+    /// `compact` returns see the new watermark.
     pub fn apply(&self, key: impl AsRef<[u8]>, version: Versioned) -> Result<bool, Error> {
         let key = key.as_ref();
         self.shared.check_key(key)?;
@@ -227,6 +292,8 @@ impl Server {
             self.shared.check_value(value)?;
         }
         self.shared.check_timestamp(version.timestamp)?;
+        self.shared
+            .check_watermark(version.timestamp, self.shared.watermark())?;
 
         self.shared.clock.observe(version.timestamp);
         let entry_key = EntryKey::new(ring_position(key), key);
@@ -250,47 +317,89 @@ impl Server {
     /// Not a snapshot: entries written or removed during the iteration may or
     /// may not appear. Each item copies its key; the value is shared.
     pub fn entries(&self) -> impl Iterator<Item = (Bytes, Versioned)> + '_ {
-        self.entries.iter().map(|entry| {
+        self.entries.iter().filter_map(|entry| {
+            let version = self.live(&entry)?;
             let key = Bytes::copy_from_slice(&entry.key()[4..]);
-            let version = Versioned::clone(&entry.value().load());
-            (key, version)
+            Some((key, Versioned::clone(&version)))
         })
+    }
+
+    /// The version an entry holds, unless compaction has claimed it.
+    #[inline]
+    pub(crate) fn live(&self, entry: &MapEntry<'_, Slot>) -> Option<ArcGuard<Versioned>> {
+        let version = entry.value().load();
+        if Arc::ptr_eq(&version, &self.shared.retired) {
+            None
+        } else {
+            Some(version)
+        }
     }
 
     /// The current version under `entry_key`.
     #[inline]
     pub(crate) fn load(&self, entry_key: &[u8]) -> Option<ArcGuard<Versioned>> {
-        self.entries
-            .get(entry_key)
-            .map(|entry| entry.value().load())
+        self.live(&self.entries.get(entry_key)?)
     }
 
     /// Merges `version` under `entry_key` with last-write-wins.
+    ///
+    /// Lock-free. The loop repeats only when the entry found was claimed by
+    /// compaction; this call then finishes unlinking it (any thread may) and
+    /// writes a fresh node, so a write racing compaction is never lost.
     pub(crate) fn merge(&self, entry_key: &[u8], version: &Arc<Versioned>) -> Merge {
-        if let Some(entry) = self.entries.get(entry_key) {
-            return if entry.value().merge(version) {
-                Merge::Replaced
-            } else {
-                Merge::Stale
-            };
-        }
+        let retired = &self.shared.retired;
+        loop {
+            if let Some(entry) = self.entries.get(entry_key) {
+                match entry.value().merge(version, retired) {
+                    SlotMerge::Won => return Merge::Replaced,
+                    SlotMerge::Lost => return Merge::Stale,
+                    SlotMerge::Retired => {
+                        entry.remove();
+                        continue;
+                    }
+                }
+            }
 
-        let entry = self
-            .entries
-            .get_or_insert_with(Box::from(entry_key), || Slot {
-                version: ArcCell::new(Arc::clone(version)),
-            });
-        // The skiplist may have built our slot and thrown it away because
-        // another writer inserted the key first. Our `Arc` can only be in the
-        // slot if our node was linked, so pointer equality tells.
-        if Arc::ptr_eq(&entry.value().load(), version) {
-            return Merge::Inserted;
+            let entry = self
+                .entries
+                .get_or_insert_with(Box::from(entry_key), || Slot {
+                    version: ArcCell::new(Arc::clone(version)),
+                });
+            // The skiplist may have built our slot and thrown it away because
+            // another writer inserted the key first. Our `Arc` can only be in
+            // the slot if our node was linked, so pointer equality tells.
+            if Arc::ptr_eq(&entry.value().load(), version) {
+                return Merge::Inserted;
+            }
+            match entry.value().merge(version, retired) {
+                SlotMerge::Won => return Merge::Replaced,
+                SlotMerge::Lost => return Merge::Stale,
+                SlotMerge::Retired => {
+                    entry.remove();
+                }
+            }
         }
-        if entry.value().merge(version) {
-            Merge::Replaced
-        } else {
-            Merge::Stale
+    }
+
+    /// Claims the entry under `entry_key` for removal if it still holds
+    /// exactly `expected`, then unlinks it. Returns whether this call removed
+    /// it. A writer that swapped a newer version in first wins and the entry
+    /// stays; a writer that finds the claimed slot writes a fresh node.
+    pub(crate) fn retire(&self, entry_key: &[u8], expected: &Arc<Versioned>) -> bool {
+        let Some(entry) = self.entries.get(entry_key) else {
+            return false;
+        };
+        let retired = Arc::clone(&self.shared.retired);
+        if !entry.value().version.compare_and_swap(expected, retired) {
+            return false;
         }
+        entry.remove();
+        true
+    }
+
+    /// Every entry in ring order, for a full scan. Not a snapshot.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = MapEntry<'_, Slot>> + '_ {
+        self.entries.iter()
     }
 
     /// Entries whose ring position is in `start..end` (`None`: to the end of
@@ -300,9 +409,8 @@ impl Server {
         start: u32,
         end: Option<u32>,
     ) -> impl Iterator<Item = MapEntry<'_, Slot>> + '_ {
-        let start = Box::from(start.to_be_bytes());
         let end = end.map(|end| Box::from(end.to_be_bytes()));
-        self.entries.range(start, end)
+        self.entries.range(&start.to_be_bytes(), end)
     }
 
     /// Removes every entry, for a server that has left the cluster.

@@ -7,12 +7,13 @@
 //! and checks that churning a loaded cluster many times, then dropping it,
 //! leaves no more than a small allowance behind.
 //!
-//! It fails with crossbeam-skiplist 0.1.3: a `SkipMap::range` iterator keeps a
+//! It failed with ringkv's first migration code on crossbeam-skiplist 0.1.3:
+//! a `SkipMap::range` iterator keeps a
 //! reference count on each node it steps past and never releases it
 //! (crossbeam issue 1178, fixed upstream in pull request 1217, not yet
 //! released), so every entry a migration scans with `range` and later removes
-//! is never freed, even when the cluster is dropped. Walking the range with
-//! `lower_bound` and `Entry::next` instead does not leak.
+//! is never freed, even when the cluster is dropped. `src/sync/real.rs` now
+//! walks ranges with `lower_bound` and `Entry::next`, which does not leak.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicIsize, Ordering};
@@ -52,8 +53,6 @@ const KEYS: usize = 1_000;
 const ALLOWANCE: isize = 512 * 1024;
 
 #[test]
-#[ignore = "bug: crossbeam-skiplist 0.1.3 range iterators leak every node they visit \
-            (crossbeam#1178); each migration leaks the entries it moves"]
 fn churn_frees_what_it_moves() {
     let before = LIVE.load(Ordering::Relaxed);
     {

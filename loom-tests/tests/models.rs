@@ -340,3 +340,131 @@ fn join_racing_leave() {
         }
     });
 }
+
+/// Model 9: a put racing the compaction of the key's tombstone, on two
+/// replicas: the put is never lost, whichever replica compaction reaches
+/// first. Compaction claims a slot before unlinking its node, so a put
+/// cannot be merged into a node on its way out.
+#[test]
+fn put_racing_compaction() {
+    model("put_racing_compaction", Some(3), || {
+        let cluster = Arc::new(Cluster::new(config(2), ["a", "b"]).unwrap());
+        cluster.put("k", "old").unwrap();
+        let deleted = cluster.delete("k").unwrap();
+        let writer = spawn(&cluster, |c| c.put("k", "new").unwrap());
+        cluster.compact(Timestamp(deleted.0 + 1)).unwrap();
+        let timestamp = writer.join().unwrap();
+
+        assert_eq!(value(&cluster, "k").as_deref(), Some(&b"new"[..]));
+        let expected = Versioned {
+            timestamp,
+            value: Some(Bytes::from("new")),
+        };
+        assert_placed(&cluster, "k", &expected);
+    });
+}
+
+/// Model 10: a late write with an old client timestamp racing the compaction
+/// of a newer delete: the write is refused or loses to the tombstone, and
+/// the deleted key never comes back, on any replica.
+#[test]
+fn old_write_racing_compaction() {
+    model("old_write_racing_compaction", Some(3), || {
+        let cluster = Arc::new(Cluster::new(config(1), ["a", "b"]).unwrap());
+        cluster.put("k", "v").unwrap();
+        let deleted = cluster.delete("k").unwrap();
+        let late = Timestamp(deleted.0 - 1);
+        let writer = spawn(&cluster, move |c| c.put_at("k", "late", late));
+        cluster.compact(Timestamp(deleted.0 + 1)).unwrap();
+        let outcome = writer.join().unwrap();
+
+        assert!(
+            matches!(
+                outcome,
+                Ok(()) | Err(ringkv::Error::TimestampCompacted { .. })
+            ),
+            "{outcome:?}"
+        );
+        assert_eq!(value(&cluster, "k"), None);
+        for id in cluster.servers() {
+            let held = cluster.server(&id).unwrap().get("k");
+            assert!(
+                held.as_ref().is_none_or(Versioned::is_tombstone),
+                "{id} holds {held:?}"
+            );
+        }
+    });
+}
+
+/// Model 11: read repair racing a leave. The replicas disagree (the newer
+/// version is only on the replica that stays); a get during the leave finds
+/// the leaving replica stale and repairs it. The repair is a write under the
+/// get's snapshot, so the leave waits for it: afterwards the leaving server
+/// holds nothing, and the key lives on exactly its new preference list.
+#[test]
+fn read_repair_racing_leave() {
+    let servers = ["a", "b", "c"];
+    let key = key_where((&servers, 1, 2), (&servers, 1, 2), |_, _| true);
+    let list = ringkv_loom_tests::preference(&servers, 1, 2, key.as_bytes());
+    let (stays, leaves) = (list[0].clone(), list[1].clone());
+    model("read_repair_racing_leave", Some(3), move || {
+        let config = Config {
+            read_repair: true,
+            ..config(2)
+        };
+        let cluster = Arc::new(Cluster::new(config, ["a", "b", "c"]).unwrap());
+        let older = Versioned {
+            timestamp: Timestamp(10),
+            value: Some(Bytes::from("old")),
+        };
+        let newer = Versioned {
+            timestamp: Timestamp(20),
+            value: Some(Bytes::from("new")),
+        };
+        cluster.server(&leaves).unwrap().apply(&key, older).unwrap();
+        cluster
+            .server(&stays)
+            .unwrap()
+            .apply(&key, newer.clone())
+            .unwrap();
+        let departing = cluster.server(&leaves).unwrap();
+        let k = key.clone();
+        let reader = spawn(&cluster, move |c| value(c, &k));
+        cluster.leave(&leaves).unwrap();
+
+        assert_eq!(reader.join().unwrap().as_deref(), Some(&b"new"[..]));
+        assert!(
+            departing.is_empty(),
+            "the departed server holds {:?}",
+            departing.get(&key)
+        );
+        assert_placed(&cluster, &key, &newer);
+    });
+}
+
+/// Model 12: a put racing a leave and then a join, back to back. Every
+/// snapshot publication must wait out its grace period, including the last
+/// one of `leave`; otherwise the join's first wait checks the wrong snapshot
+/// and the put, still running on an older one, lands after the join's copy.
+#[test]
+fn put_racing_leave_then_join() {
+    // After the leave, "b" holds everything; the join then moves the key to "c".
+    let key = key_where((&["b"], 1, 1), (&["b", "c"], 1, 1), |_, new| {
+        new.contains("c")
+    });
+    model("put_racing_leave_then_join", Some(3), move || {
+        let cluster = Arc::new(Cluster::new(config(1), ["a", "b"]).unwrap());
+        let k = key.clone();
+        let writer = spawn(&cluster, move |c| c.put(&k, "v").unwrap());
+        cluster.leave("a").unwrap();
+        cluster.join("c").unwrap();
+        let timestamp = writer.join().unwrap();
+
+        assert_eq!(value(&cluster, &key).as_deref(), Some(&b"v"[..]));
+        let expected = Versioned {
+            timestamp,
+            value: Some(Bytes::from("v")),
+        };
+        assert_placed(&cluster, &key, &expected);
+    });
+}

@@ -115,9 +115,10 @@ impl<V> OrderedMap<V> {
     /// One entry per step, the mutex released in between: not a snapshot.
     pub(crate) fn range(
         &self,
-        start: Box<[u8]>,
+        start: &[u8],
         end: Option<Box<[u8]>>,
     ) -> impl Iterator<Item = MapEntry<'_, V>> + '_ {
+        let start: Box<[u8]> = Box::from(start);
         let mut after: Option<Box<[u8]>> = None;
         std::iter::from_fn(move || {
             let map = self.0.lock().unwrap();
@@ -135,7 +136,7 @@ impl<V> OrderedMap<V> {
     }
 
     pub(crate) fn iter(&self) -> impl Iterator<Item = MapEntry<'_, V>> + '_ {
-        self.range(Box::new([]), None)
+        self.range(&[], None)
     }
 
     pub(crate) fn len(&self) -> usize {

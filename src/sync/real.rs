@@ -79,19 +79,31 @@ impl<V: Send + 'static> OrderedMap<V> {
 
     /// Entries with `start <= key < end`, in key order. Not a snapshot:
     /// entries inserted or removed meanwhile may or may not be seen.
+    ///
+    /// Walks with `lower_bound` and `Entry::next` rather than `SkipMap::range`:
+    /// in crossbeam-skiplist 0.1.3 the `Range` iterator keeps a reference on
+    /// the nodes it passes, so a node scanned by a migration and removed
+    /// afterwards was never freed (crossbeam issue 1178, fixed upstream but
+    /// not released). Entry handles release theirs when dropped.
     pub(crate) fn range(
         &self,
-        start: Box<[u8]>,
+        start: &[u8],
         end: Option<Box<[u8]>>,
     ) -> impl Iterator<Item = MapEntry<'_, V>> + '_ {
-        let end = end.map_or(Bound::Unbounded, Bound::Excluded);
-        self.0
-            .range::<Box<[u8]>, _>((Bound::Included(start), end))
-            .map(MapEntry)
+        let mut next = self.0.lower_bound(Bound::Included(start));
+        std::iter::from_fn(move || {
+            let entry = next.take()?;
+            if end.as_deref().is_some_and(|end| **entry.key() >= *end) {
+                return None;
+            }
+            next = entry.next();
+            Some(MapEntry(entry))
+        })
     }
 
+    /// Every entry, in key order; see [`OrderedMap::range`].
     pub(crate) fn iter(&self) -> impl Iterator<Item = MapEntry<'_, V>> + '_ {
-        self.0.iter().map(MapEntry)
+        self.range(&[], None)
     }
 
     /// Number of entries; approximate while inserts and removals race it.
