@@ -552,3 +552,62 @@ fn every_message_is_distinct_and_non_empty() {
     assert_eq!(messages.len(), errors.len(), "{messages:#?}");
     assert!(messages.keys().all(|m| !m.is_empty()));
 }
+
+#[test]
+fn writes_at_or_below_the_compaction_watermark_are_refused() {
+    let cluster = loaded();
+    let deleted = cluster.delete(key(1)).unwrap();
+    let cutoff = Timestamp(deleted.0 + 1);
+    assert!(cluster.compact(cutoff).unwrap() > 0);
+    let before = state(&cluster);
+
+    let compacted = |error: Error, timestamp: Timestamp| {
+        assert_eq!(
+            error,
+            Error::TimestampCompacted {
+                timestamp,
+                watermark: cutoff,
+            }
+        );
+        assert_mentions(
+            &error,
+            &[&timestamp.0.to_string(), &cutoff.0.to_string(), "watermark"],
+        );
+    };
+    for timestamp in [Timestamp(0), deleted, cutoff] {
+        compacted(
+            cluster.put_at(key(1), "late", timestamp).unwrap_err(),
+            timestamp,
+        );
+        compacted(cluster.delete_at(key(1), timestamp).unwrap_err(), timestamp);
+        let version = Versioned {
+            timestamp,
+            value: Some(Bytes::from_static(b"late")),
+        };
+        compacted(
+            apply_on(&cluster, key(1).as_bytes(), version).unwrap_err(),
+            timestamp,
+        );
+    }
+    assert_eq!(state(&cluster), before, "a refused write changed something");
+    assert_eq!(cluster.get(key(1)).unwrap(), None);
+
+    // Just above the watermark is accepted, and clock-stamped writes are
+    // unaffected.
+    cluster
+        .put_at(key(1), "new", Timestamp(cutoff.0 + 1))
+        .unwrap();
+    assert_eq!(cluster.get(key(1)).unwrap().as_deref(), Some(&b"new"[..]));
+    assert!(cluster.put(key(1), "newer").unwrap() > cutoff);
+}
+
+#[test]
+fn compaction_too_far_ahead_is_refused_and_changes_nothing() {
+    let cluster = loaded();
+    cluster.delete(key(1)).unwrap();
+    let before = state(&cluster);
+    let error = cluster.compact(too_far_ahead()).unwrap_err();
+    timestamp_too_far_ahead(&error);
+    assert_eq!(state(&cluster), before);
+    assert_eq!(cluster.stats().watermark, Timestamp(0));
+}
