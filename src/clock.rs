@@ -17,9 +17,10 @@ pub struct Timestamp(pub u64);
 impl Timestamp {
     /// The wall-clock time now, in microseconds since the Unix epoch.
     ///
-    /// This is not what the cluster stamps writes with (see
-    /// [`Cluster::now`](crate::Cluster::now)); it is a convenient source of
-    /// client timestamps.
+    /// This is not what the cluster stamps writes with (its hybrid logical
+    /// clock may run ahead of wall time; see
+    /// [`Cluster::last_timestamp`](crate::Cluster::last_timestamp)); it is a
+    /// convenient source of client timestamps.
     pub fn wall() -> Timestamp {
         Timestamp(wall_micros())
     }

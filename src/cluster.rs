@@ -41,7 +41,8 @@ pub struct Stats {
 /// Membership changes ([`join`](Cluster::join), [`leave`](Cluster::leave))
 /// run one at a time and may wait for in-flight operations to finish; they
 /// never lose or hide a write that races them. The crate documentation lists
-/// the guarantees; [`crate::migration`]'s module source argues them.
+/// the guarantees; the docs of the `migration` module in the source argue
+/// them.
 ///
 /// # Examples
 ///
@@ -71,7 +72,7 @@ impl Cluster {
     ///
     /// Fails, building nothing, if the configuration is invalid (zero or too
     /// many vnodes, zero replication), the list is empty or longer than
-    /// [`MAX_SERVERS`](crate::MAX_SERVERS), or an id is empty or repeated.
+    /// [`MAX_SERVERS`], or an id is empty or repeated.
     ///
     /// Cost: K·N MD5s and a sort to build the ring.
     pub fn new<I>(config: Config, servers: I) -> Result<Cluster, Error>

@@ -16,7 +16,7 @@
 //! # The protocol
 //!
 //! The data path loads the cluster's current [`Snapshot`] once per operation
-//! from an [`ArcCell`](crate::sync::ArcCell) and holds it until the operation
+//! from an [`ArcCell`] and holds it until the operation
 //! returns. A stable snapshot has one placement; a *transitional* one has the
 //! new placement and the previous one, and an operation on it reads and writes
 //! the union of the key's two preference lists: the new replicas first, then
@@ -36,7 +36,15 @@
 //! 3. **Publish** the final snapshot `N` and **wait** again, so that no
 //!    operation can still write the losers' pieces.
 //! 4. **Drop** the changed pieces from the losers that stay in the cluster,
-//!    and clear a leaving server.
+//!    and clear a leaving server. (The final snapshot of a `leave` still names
+//!    the leaving server, so `Cluster::server` finds it until `leave`
+//!    returns; one more publication, with its own wait, forgets it.)
+//!
+//! Every publication, without exception, is followed by its wait. The first
+//! wait of the *next* change only checks the snapshot it replaces, so it is
+//! sound only if no operation still holds an older one; a publication that
+//! skipped its wait would let a put on an older snapshot land after the next
+//! copy (loom model `put_racing_leave_then_join`).
 //!
 //! Why it holds:
 //!

@@ -14,7 +14,7 @@ mutants = [
   "src/migration.rs",
   """        publish(cell, transitional);
         Transition {""",
-  """        drop(cell.swap(Arc::new(transitional)));
+  """        drop(cell.swap(crate::sync::Arc::new(transitional)));
         Transition {"""),
  ("02-no-transitional-ring",
   "Publish the final ring directly instead of the transitional union of old and new replica sets.",
@@ -62,7 +62,7 @@ mutants = [
   "src/migration.rs",
   """        publish(self.cell, last);
         self.phase = Phase::Dropping;""",
-  """        drop(self.cell.swap(Arc::new(last)));
+  """        drop(self.cell.swap(crate::sync::Arc::new(last)));
         self.phase = Phase::Dropping;"""),
  ("05-drop-before-switch",
   "Drop the moved ranges from the losers before the final snapshot is published.",
