@@ -1,0 +1,225 @@
+//! Model-based tests: random operation sequences, bad input included, run
+//! against the crate and against the plain sequential model in
+//! `tests/model/mod.rs`. After every step the results, the errors, every
+//! server's contents, the statistics and the clock must agree exactly.
+//!
+//! Three generators differ only in where `Server::apply` may write and
+//! whether `compact` runs:
+//!
+//! * applies on the key's replicas, compaction included: no entry ever lives
+//!   off its preference list, so the placement invariant is checked too;
+//! * applies on any server, current or departed, without compaction: stray
+//!   entries travel through joins and leaves;
+//! * applies anywhere with compaction: stray entries must survive it.
+
+mod model;
+
+use proptest::prelude::*;
+use proptest::sample::subsequence;
+
+use model::{At, Op, Run, Setup, Target, IDS, KEYS, VALUES};
+
+/// Configurations: 1 to 5 of the ids `a`..`g`, 1 to 4 vnodes, replication
+/// 1 to 4, read repair on or off.
+fn setup() -> impl Strategy<Value = Setup> {
+    let ids: Vec<String> = IDS[1..].iter().map(|id| id.to_string()).collect();
+    (
+        1..=4usize,
+        1..=4usize,
+        subsequence(ids, 1..=5),
+        any::<bool>(),
+    )
+        .prop_map(|(vnodes, replication, servers, read_repair)| Setup {
+            vnodes,
+            replication,
+            servers,
+            read_repair,
+        })
+}
+
+/// Mostly valid keys; the last two of [`KEYS`] are over the limit.
+fn key() -> impl Strategy<Value = u8> {
+    let valid = KEYS.len() as u8 - 2;
+    prop_oneof![9 => 0..valid, 1 => valid..KEYS.len() as u8]
+}
+
+/// Mostly valid values; the last two of [`VALUES`] are over the limit.
+fn value() -> impl Strategy<Value = u8> {
+    let valid = VALUES.len() as u8 - 2;
+    prop_oneof![8 => 0..valid, 1 => valid..VALUES.len() as u8]
+}
+
+/// Client timestamps for writes: mostly valid ones, some that tie with a
+/// clock-stamped write, some at or below the watermark, some too far ahead.
+fn write_at() -> impl Strategy<Value = At> {
+    prop_oneof![
+        6 => (1..=2000u16).prop_map(At::Past),
+        1 => Just(At::Past(0)),
+        3 => (0..=50u16).prop_map(At::AboveWatermark),
+        3 => (0..=3u16).prop_map(At::Recent),
+        1 => Just(At::Ahead),
+        1 => Just(At::TooFar),
+        1 => Just(At::Max),
+    ]
+}
+
+/// Compaction cutoffs: old ones, just past the latest write (which removes
+/// recent tombstones), around the watermark, and refused ones.
+fn cutoff() -> impl Strategy<Value = At> {
+    prop_oneof![
+        2 => (0..=2000u16).prop_map(At::Past),
+        4 => (0..=2u16).prop_map(At::Recent),
+        1 => (0..=20u16).prop_map(At::AboveWatermark),
+        1 => Just(At::Ahead),
+        1 => Just(At::TooFar),
+        1 => Just(At::Max),
+    ]
+}
+
+fn on_replicas() -> impl Strategy<Value = Target> {
+    any::<u8>().prop_map(Target::Replica)
+}
+
+fn anywhere() -> impl Strategy<Value = Target> {
+    prop_oneof![
+        1 => any::<u8>().prop_map(Target::Replica),
+        2 => any::<u8>().prop_map(Target::Server),
+        1 => any::<u8>().prop_map(Target::Departed),
+    ]
+}
+
+/// One operation; `target` says where applies go, `compact` whether
+/// compaction is generated.
+fn op(target: BoxedStrategy<Target>, compact: bool) -> impl Strategy<Value = Op> {
+    let id = 0..IDS.len() as u8;
+    prop_oneof![
+        4 => (key(), value()).prop_map(|(key, value)| Op::Put { key, value }),
+        3 => (key(), value(), write_at()).prop_map(|(key, value, at)| Op::PutAt { key, value, at }),
+        2 => key().prop_map(|key| Op::Delete { key }),
+        2 => (key(), write_at()).prop_map(|(key, at)| Op::DeleteAt { key, at }),
+        4 => (key(), any::<bool>()).prop_map(|(key, versioned)| Op::Get { key, versioned }),
+        3 => (target, key(), prop::option::weighted(0.7, value()), write_at()).prop_map(
+            |(target, key, value, at)| Op::Apply { target, key, value, at }
+        ),
+        1 => id.clone().prop_map(|id| Op::Join { id }),
+        1 => id.prop_map(|id| Op::Leave { id }),
+        u32::from(compact) => cutoff().prop_map(|older_than| Op::Compact { older_than }),
+    ]
+}
+
+fn ops(target: BoxedStrategy<Target>, compact: bool) -> impl Strategy<Value = Vec<Op>> {
+    prop::collection::vec(op(target, compact), 1..60)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(128))]
+
+    #[test]
+    fn crate_matches_model_with_applies_on_replicas(
+        setup in setup(),
+        ops in ops(on_replicas().boxed(), true),
+    ) {
+        Run::run(&setup, &ops);
+    }
+
+    #[test]
+    fn crate_matches_model_with_strays_through_membership_changes(
+        setup in setup(),
+        ops in ops(anywhere().boxed(), false),
+    ) {
+        Run::run(&setup, &ops);
+    }
+
+    #[test]
+    fn crate_matches_model_with_strays_and_compaction(
+        setup in setup(),
+        ops in ops(anywhere().boxed(), true),
+    ) {
+        Run::run(&setup, &ops);
+    }
+}
+
+#[test]
+fn the_input_pools_straddle_the_limits() {
+    let valid_keys = KEYS.len() - 2;
+    assert!(KEYS[..valid_keys]
+        .iter()
+        .all(|k| k.len() <= model::MAX_KEY_LEN));
+    assert_eq!(KEYS[valid_keys - 1].len(), model::MAX_KEY_LEN);
+    assert!(KEYS[valid_keys..]
+        .iter()
+        .all(|k| k.len() > model::MAX_KEY_LEN));
+
+    let valid_values = VALUES.len() - 2;
+    assert!(VALUES[..valid_values]
+        .iter()
+        .all(|v| v.len() <= model::MAX_VALUE_LEN));
+    assert_eq!(VALUES[valid_values - 1].len(), model::MAX_VALUE_LEN);
+    assert_eq!(VALUES[valid_values].len(), model::MAX_VALUE_LEN + 1);
+}
+
+/// A stray tombstone (held off its key's preference list) stays when the
+/// replicas' copies of the same delete are compacted. An earlier draft of
+/// `compaction.rs` decided a stray together with the replicas whenever its
+/// holder's id sorted first, and removed it.
+#[test]
+fn compaction_leaves_a_stray_tombstone_alone() {
+    let setup = Setup {
+        vnodes: 1,
+        replication: 1,
+        servers: vec!["a".into(), "b".into(), "c".into()],
+        read_repair: true,
+    };
+    let cluster = ringkv::Cluster::new(setup.config(), ["a", "b", "c"]).expect("valid");
+    let key = (0..KEYS.len() as u8)
+        .find(|&k| cluster.replicas(model::key_of(k))[0] != "a")
+        .expect("some key is not on server a");
+
+    let mut run = Run::new(&setup);
+    run.step(&Op::Delete { key });
+    run.step(&Op::Apply {
+        target: Target::Server(0), // "a", which sorts before the replica
+        key,
+        value: None,
+        at: At::Recent(1), // the delete's own timestamp
+    });
+    run.step(&Op::Compact {
+        older_than: At::Recent(0),
+    });
+    let stray = run.cluster.server("a").expect("a").get(model::key_of(key));
+    assert!(stray.is_some_and(|v| v.is_tombstone()));
+    assert_eq!(run.cluster.stats().compacted, 1);
+}
+
+/// `Cluster::compact` promises never to resurrect data, but a stray older
+/// value (written off the preference list with `Server::apply`) survives
+/// the compaction of the delete that superseded it, and comes back when a
+/// `leave` makes its holder a replica: nothing is left to suppress it. The
+/// model reproduces this (it follows the rule: strays are left alone, and a
+/// gainer keeps what it holds), so the check is on the public promise.
+#[test]
+#[ignore = "bug: a stray older value resurrects a compacted delete after a leave"]
+fn a_stray_older_value_does_not_resurrect_a_compacted_delete() {
+    let config = ringkv::Config {
+        vnodes: 1,
+        replication: 1,
+        ..ringkv::Config::default()
+    };
+    let cluster = ringkv::Cluster::new(config, ["a", "b", "c"]).expect("valid");
+    // Key "a" lives on c alone; once c leaves, it belongs to a.
+    assert_eq!(cluster.replicas("a"), ["c"]);
+
+    cluster.put("a", "x").expect("valid");
+    let stray = ringkv::Versioned {
+        timestamp: ringkv::Timestamp(5),
+        value: Some("old".into()),
+    };
+    let server_a = cluster.server("a").expect("a");
+    assert!(server_a.apply("a", stray).expect("valid"));
+    let deleted = cluster.delete("a").expect("valid");
+    assert_eq!(cluster.compact(ringkv::Timestamp(deleted.0 + 1)), Ok(1));
+
+    cluster.leave("c").expect("valid");
+    assert_eq!(cluster.replicas("a"), ["a"]);
+    assert_eq!(cluster.get("a"), Ok(None), "the deleted key came back");
+}
