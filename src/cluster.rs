@@ -25,7 +25,8 @@ pub struct Stats {
     pub read_repairs: u64,
     /// Completed `join` and `leave` calls.
     pub membership_changes: u64,
-    /// Replica entries (tombstones) removed by [`Cluster::compact`].
+    /// Entries removed by [`Cluster::compact`]: tombstones, and strays the
+    /// replicas superseded.
     pub compacted: u64,
     /// The compaction watermark: client writes at or below it are refused.
     pub watermark: Timestamp,
@@ -376,8 +377,13 @@ impl Cluster {
     }
 
     /// Removes tombstones older than `older_than` that every current replica
-    /// of their key holds (or has superseded), and returns how many replica
-    /// entries it removed.
+    /// of their key holds (or has superseded), and returns how many entries
+    /// it removed.
+    ///
+    /// It also removes *strays*, entries a server holds off their key's
+    /// preference list (only [`Server::apply`] creates them), when a replica
+    /// of the key holds the same version or a newer one; they are counted in
+    /// the result. Strays newer than everything the replicas hold stay.
     ///
     /// From the moment it starts, client writes (`put_at`, `delete_at`,
     /// [`Server::apply`]) with a timestamp at or below `older_than` are
@@ -395,8 +401,8 @@ impl Cluster {
     /// Fails, changing nothing, if `older_than` is further ahead of wall-clock
     /// time than [`Config::max_clock_skew`](crate::Config::max_clock_skew).
     ///
-    /// Cost: one scan of every server, one lookup per replica for each key,
-    /// and a grace period. The argument is in the `compaction` module source.
+    /// Cost: two scans of every server (strays, then tombstones), one lookup
+    /// per replica for each key and for each stray, and a grace period. The argument is in the `compaction` module source.
     ///
     /// ```
     /// use ringkv::{Cluster, Config, Error, Timestamp};

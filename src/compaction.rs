@@ -8,9 +8,14 @@
 //! current replica of its key holds `t` or a version that supersedes it. A
 //! replica holding an older live value, or nothing, keeps every other
 //! replica's tombstone alive: that tombstone is still what suppresses the old
-//! value (a read repair will spread it first). Entries a server holds outside
-//! their key's preference list (only `Server::apply` can create them) are
-//! left alone.
+//! value (a read repair will spread it first).
+//!
+//! Entries a server holds off their key's preference list (*strays*: only
+//! `Server::apply` creates them) are handled first. A stray that some replica
+//! of its key supersedes or equals is removed, tombstone or value: it can
+//! never be read again, and once the replicas' tombstone is gone nothing
+//! would suppress an older stray value if its server later took the key
+//! over. Any other stray (newer than everything the replicas hold) stays.
 //!
 //! # Why nothing comes back
 //!
@@ -53,25 +58,37 @@
 use std::sync::Arc as StdArc;
 
 use crate::snapshot::Placement;
-use crate::store::{position_of, Server};
-use crate::sync::ArcGuard;
+use crate::store::{position_of, Server, Slot};
+use crate::sync::{ArcGuard, MapEntry};
 use crate::version::Versioned;
 use crate::Timestamp;
 
-/// Removes, on every server of `placement`, the tombstones older than
-/// `older_than` that every replica of their key agrees on. Returns how many
-/// replica entries were removed.
-///
-/// Each key is decided once, when its first replica is scanned, from one
-/// reading of all its replicas; if the first replica holds nothing, no
-/// tombstone of the key can go. Entries a server holds outside its keys'
-/// preference lists (only [`Server::apply`](crate::Server::apply) creates
-/// them) are left alone.
+/// Removes, on every server of `placement`, the stray entries the key's
+/// replicas supersede, then the tombstones older than `older_than` that
+/// every replica of their key agrees on. Returns how many entries were
+/// removed.
 ///
 /// The caller holds the membership mutex and has published the watermark
 /// and waited out the grace period.
 pub(crate) fn compact(placement: &Placement, older_than: Timestamp) -> u64 {
+    // Strays first: once a tombstone is gone, nothing would tell an older
+    // stray value that it was deleted.
     let mut removed = 0;
+    for server in placement.servers.iter() {
+        for entry in server.iter() {
+            let key = entry.key();
+            let on_list = placement
+                .replicas(position_of(key))
+                .any(|replica| StdArc::ptr_eq(replica, server));
+            if !on_list {
+                removed += compact_stray(placement, server, &entry);
+            }
+        }
+    }
+
+    // Each key is decided once, when its first replica is scanned, from one
+    // reading of all its replicas; if the first replica holds nothing, no
+    // tombstone of the key can go.
     for server in placement.servers.iter() {
         for entry in server.iter() {
             let key = entry.key();
@@ -87,6 +104,24 @@ pub(crate) fn compact(placement: &Placement, older_than: Timestamp) -> u64 {
     removed
 }
 
+/// Removes a stray entry (held by `server`, which is not on its key's
+/// preference list) if some replica of the key holds a version that
+/// supersedes or equals it. Such a stray can never be read again: should
+/// `server` become a replica, the migration merges the newer version into
+/// it. Any other stray stays.
+fn compact_stray(placement: &Placement, server: &Server, entry: &MapEntry<'_, Slot>) -> u64 {
+    let Some(stray) = server.live(entry) else {
+        return 0;
+    };
+    let key = entry.key();
+    // Versions only grow on each replica, so "superseded" stays true.
+    let superseded = placement.replicas(position_of(key)).any(|replica| {
+        replica
+            .load(key)
+            .is_some_and(|held| **held == **stray || held.supersedes(&stray))
+    });
+    u64::from(superseded && server.retire(key, &stray))
+}
 /// Reads every replica of one key once, and removes the tombstones the rule
 /// allows.
 fn compact_key(placement: &Placement, key: &[u8], older_than: Timestamp) -> u64 {

@@ -7,11 +7,18 @@
 //! Inside each piece both rings give one preference list; only the pieces
 //! whose replica *set* changed are touched ([`plan`]). For such a piece, the
 //! servers in the new set but not the old one *gain* it, and those in the old
-//! set but not the new one *lose* it. Every replica of the old set is
-//! range-scanned (so a newer version held by a single replica survives) and
-//! each entry is merged into the gainers under last-write-wins; afterwards the
-//! piece is removed from the losers. Nothing outside the changed pieces is
-//! read, so the work follows the data that moves, not the data stored.
+//! set but not the new one *lose* it. The ranges of every replica of the old
+//! set are read side by side, and for each key the newest version any of them
+//! holds (so a version held by a single replica survives) is merged, under
+//! last-write-wins, into every new replica that lacks it: the gainers, and a
+//! staying replica that held something older or nothing. Afterwards the piece
+//! is removed from the losers. Nothing outside the changed pieces is read, so
+//! the work follows the data that moves, not the data stored.
+//!
+//! A leave that leaves fewer than R servers has no gainers: every remaining
+//! server already replicates the piece. The leaving server's entries are
+//! still read and merged into the servers that stay, because a version only
+//! it held (after replicas diverged) would otherwise be lost.
 //!
 //! # The protocol
 //!
@@ -29,10 +36,12 @@
 //!    previous snapshot is unreferenced (a grace period, see
 //!    [`wait_until_unique`](crate::sync::wait_until_unique)). From here on,
 //!    every write reaches both lists; every write made on `O` alone is done.
-//! 2. **Copy** each changed piece from the old replicas to the gainers. An
-//!    entry the scan misses because it was written during the scan was
-//!    written by an operation on the transitional snapshot, which wrote the
-//!    gainers itself.
+//! 2. **Copy** each changed piece from the old replicas to the gainers (and
+//!    to staying replicas that lack a key's newest version). An entry the
+//!    scan misses because it was written during the scan was written by an
+//!    operation on the transitional snapshot, which wrote the gainers itself.
+//!    A copy is a last-write-wins merge, so one that races a newer write
+//!    loses to it.
 //! 3. **Publish** the final snapshot `N` and **wait** again, so that no
 //!    operation can still write the losers' pieces.
 //! 4. **Drop** the changed pieces from the losers that stay in the cluster,
@@ -85,8 +94,9 @@ use std::sync::Arc as StdArc;
 use crate::clock::Timestamp;
 use crate::ring::Ring;
 use crate::snapshot::{publish, Placement, Snapshot};
-use crate::store::{Merge, Server};
-use crate::sync::ArcCell;
+use crate::store::{Merge, Server, Slot};
+use crate::sync::{Arc, ArcCell, ArcGuard, MapEntry};
+use crate::version::Versioned;
 
 /// What a membership change moved.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
@@ -97,9 +107,11 @@ pub struct Migration {
     /// Entries removed from servers that stay in the cluster.
     pub dropped: u64,
     /// Entries read to do it: each entry of the changed ranges on every old
-    /// replica, plus each entry visited by the drop. At most (R + 1) times
-    /// `copied + dropped` plus a small constant when replicas agree, whatever
-    /// else the cluster holds.
+    /// replica, plus each entry visited by the drop. When replicas agree, at
+    /// most (R + 1) times `copied + dropped`, whatever else the cluster holds.
+    /// The exception is a leave that leaves fewer than R servers: nothing is
+    /// copied or dropped, but the leaving server's entries are read once, to
+    /// hand over any version only it holds.
     pub scanned: u64,
 }
 
@@ -113,6 +125,8 @@ pub(crate) struct Move {
     sources: Vec<u32>,
     /// New-set servers not in the old set, by index in the new placement.
     gainers: Vec<u32>,
+    /// Old-set servers that stay in the new set, by position in `sources`.
+    stayers: Vec<usize>,
     /// Old-set servers not in the new set that stay in the cluster, by index
     /// in the new placement.
     losers: Vec<u32>,
@@ -156,12 +170,16 @@ pub(crate) fn plan(old: &Ring, new: &Ring) -> Vec<Move> {
             .copied()
             .filter(|&i| !before_ids().any(|id| *id == new.servers()[i as usize]))
             .collect();
+        let stayers: Vec<usize> = before_ids()
+            .enumerate()
+            .filter(|(_, id)| after_ids.contains(id))
+            .map(|(position, _)| position)
+            .collect();
         let losers: Vec<u32> = before_ids()
             .filter(|id| !after_ids.contains(id))
             .filter_map(new_index)
             .collect();
-        let left = before_ids().filter(|id| !after_ids.contains(id)).count();
-        if gainers.is_empty() && left == 0 {
+        if gainers.is_empty() && stayers.len() == before.len() {
             continue;
         }
 
@@ -171,6 +189,7 @@ pub(crate) fn plan(old: &Ring, new: &Ring) -> Vec<Move> {
             if adjacent
                 && last.sources == sources
                 && last.gainers == gainers
+                && last.stayers == stayers
                 && last.losers == losers
             {
                 last.end = end;
@@ -182,6 +201,7 @@ pub(crate) fn plan(old: &Ring, new: &Ring) -> Vec<Move> {
             end,
             sources,
             gainers,
+            stayers,
             losers,
         });
     }
@@ -279,25 +299,86 @@ impl<'c> Transition<'c> {
         }
     }
 
-    /// Step 2: merge every entry of each changed piece, read from every old
-    /// replica, into the piece's gainers.
+    /// Step 2: for each key of each changed piece, find the newest version
+    /// held by any old replica and merge it into every new replica that lacks
+    /// it: the gainers, and any replica that stays but holds an older version
+    /// or nothing.
+    ///
+    /// Where the piece has gainers, the old replicas' ranges are read side by
+    /// side in one ordered pass (a merge join on the entry key), so each entry
+    /// is read once and each key costs one write per new replica that lacks
+    /// it, however many old replicas hold it. Merging from every old replica,
+    /// not from one, is what keeps a version that only one replica holds.
+    ///
+    /// Where nobody gains the piece (a leave that takes the cluster below R
+    /// servers), only the replicas that drop out are read, and each of their
+    /// entries is merged into the replicas that stay: in the common case they
+    /// already hold it and nothing is written, but a version only the leaving
+    /// server held survives.
     fn copy(&mut self) {
+        let mut key: Vec<u8> = Vec::new();
         for piece in &self.moves {
             if piece.gainers.is_empty() {
-                continue; // A server left and nobody takes its place (R >= N).
+                hand_to_stayers(&self.old, piece, &mut self.report);
+                continue;
             }
-            for &source in &piece.sources {
-                let source = &self.old.servers[source as usize];
-                for entry in source.range(piece.start, piece.end) {
-                    self.report.scanned += 1;
-                    let Some(version) = source.live(&entry) else {
-                        continue; // Being compacted; compaction and migration never overlap.
+            let sources: Vec<&Server> = piece
+                .sources
+                .iter()
+                .map(|&source| &*self.old.servers[source as usize])
+                .collect();
+            let mut cursors: Vec<_> = sources
+                .iter()
+                .map(|source| source.range(piece.start, piece.end))
+                .collect();
+            let mut heads: Vec<Option<MapEntry<'_, Slot>>> =
+                cursors.iter_mut().map(Iterator::next).collect();
+            let mut held: Vec<Option<ArcGuard<Versioned>>> = Vec::new();
+            held.resize_with(sources.len(), || None);
+
+            // The next key of the piece is the smallest key at a cursor.
+            while let Some(next) = heads.iter().flatten().map(MapEntry::key).min() {
+                key.clear();
+                key.extend_from_slice(next);
+
+                let mut newest: Option<usize> = None;
+                for (i, head) in heads.iter_mut().enumerate() {
+                    held[i] = None;
+                    let Some(entry) = head.take_if(|entry| entry.key() == key.as_slice()) else {
+                        continue;
                     };
-                    for &gainer in &piece.gainers {
-                        let gainer = &self.new.servers[gainer as usize];
-                        if gainer.merge(entry.key(), &version) == Merge::Inserted {
-                            self.report.copied += 1;
+                    self.report.scanned += 1;
+                    // `None` only for an entry being compacted, and
+                    // compaction never overlaps a migration.
+                    held[i] = sources[i].live(&entry);
+                    *head = cursors[i].next();
+                    if let Some(version) = &held[i] {
+                        let newer = match newest.and_then(|best| held[best].as_ref()) {
+                            Some(best) => version.supersedes(best),
+                            None => true,
+                        };
+                        if newer {
+                            newest = Some(i);
                         }
+                    }
+                }
+                let Some(newest) = newest.and_then(|best| held[best].as_ref()) else {
+                    continue;
+                };
+
+                for &gainer in &piece.gainers {
+                    let gainer = &self.new.servers[gainer as usize];
+                    if gainer.merge(&key, newest) == Merge::Inserted {
+                        self.report.copied += 1;
+                    }
+                }
+                for &stayer in &piece.stayers {
+                    let current = held[stayer].as_ref();
+                    let lacks = current.is_none_or(|current| {
+                        !Arc::ptr_eq(current, newest) && newest.supersedes(current)
+                    });
+                    if lacks && sources[stayer].merge(&key, newest) == Merge::Inserted {
+                        self.report.copied += 1;
                     }
                 }
             }
@@ -354,6 +435,29 @@ impl Drop for Transition<'_> {
                 self.forget_departing();
             }
             Phase::Done => {}
+        }
+    }
+}
+
+/// Step 2 for a piece nobody gains: merge the entries of the old
+/// replicas that drop out into the replicas that stay.
+fn hand_to_stayers(old: &Placement, piece: &Move, report: &mut Migration) {
+    for (position, &source) in piece.sources.iter().enumerate() {
+        if piece.stayers.contains(&position) {
+            continue;
+        }
+        let source = &old.servers[source as usize];
+        for entry in source.range(piece.start, piece.end) {
+            report.scanned += 1;
+            let Some(version) = source.live(&entry) else {
+                continue; // Being compacted; compaction never overlaps a migration.
+            };
+            for &stayer in &piece.stayers {
+                let stayer = &old.servers[piece.sources[stayer] as usize];
+                if stayer.merge(entry.key(), &version) == Merge::Inserted {
+                    report.copied += 1;
+                }
+            }
         }
     }
 }

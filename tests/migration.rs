@@ -291,16 +291,18 @@ fn join_below_the_replication_factor_copies_every_key() {
     assert_placement(&cluster, &expected);
 
     // Leaving back below R moves nothing: everyone already holds everything.
+    // Nobody gains the leaving server's ranges, so the leave reads its
+    // entries once, to hand any version only it holds to the servers that
+    // stay (here they hold them all already).
     let left = cluster.leave("s00").unwrap();
     assert_eq!(
         left,
         Migration {
             copied: 0,
             dropped: 0,
-            scanned: left.scanned
+            scanned: 1_000,
         }
     );
-    assert_scan_bound(&left, 3);
     assert_placement(&cluster, &expected);
 }
 

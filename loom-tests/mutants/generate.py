@@ -76,12 +76,16 @@ mutants = [
         self.phase = Phase::Dropping;
 """),
  ("06-copy-from-one-replica",
-  "Copy each moved range from the first old replica only, instead of merging every old replica.",
+  "Copy each key's version from the first old replica that holds it, instead of the newest among all of them.",
   "src/migration.rs",
-  """            for &source in &piece.sources {
-                let source = &self.old.servers[source as usize];""",
-  """            for &source in &piece.sources[..1] {
-                let source = &self.old.servers[source as usize];"""),
+  """                        let newer = match newest.and_then(|best| held[best].as_ref()) {
+                            Some(best) => version.supersedes(best),
+                            None => true,
+                        };""",
+  """                        let newer = match newest.and_then(|best| held[best].as_ref()) {
+                            Some(_) => false,
+                            None => true,
+                        };"""),
  ("07-merge-without-compare",
   "Replace a slot's version with a plain swap after the supersedes check, instead of compare-and-swap.",
   "src/store.rs",
@@ -165,6 +169,28 @@ mutants += [
                     server.merge(&entry_key, version);
                 }
                 return Ok(newest.map(|version| Versioned::clone(&version)));
+            }"""),
+]
+
+mutants += [
+ ("14-leave-below-r-hands-nothing-over",
+  "A leave whose ranges nobody gains (fewer servers than R remain) copies nothing to the replicas that stay.",
+  "src/migration.rs",
+  """            if piece.gainers.is_empty() {
+                hand_to_stayers(&self.old, piece, &mut self.report);
+                continue;
+            }""",
+  """            if piece.gainers.is_empty() {
+                continue;
+            }"""),
+ ("15-compaction-ignores-strays",
+  "Compaction removes tombstones without first removing the stray entries they supersede.",
+  "src/compaction.rs",
+  """            if !on_list {
+                removed += compact_stray(placement, server, &entry);
+            }""",
+  """            if !on_list && false {
+                removed += compact_stray(placement, server, &entry);
             }"""),
 ]
 

@@ -210,6 +210,35 @@ fn get_racing_leave_of_the_only_newest_replica() {
     );
 }
 
+/// Model 4d: the same below R servers: the newest version is only on the
+/// leaving replica and nobody gains its range (R 2, two servers). The leave
+/// must hand the leaving replica's entries to the replica that stays, so
+/// neither the racing get nor a later one returns the older version.
+#[test]
+fn get_racing_leave_below_r_of_the_only_newest_replica() {
+    model(
+        "get_racing_leave_below_r_of_the_only_newest_replica",
+        Some(3),
+        || {
+            let cluster = Arc::new(Cluster::new(config(2), ["a", "b"]).unwrap());
+            let older = Versioned {
+                timestamp: Timestamp(10),
+                value: Some(Bytes::from("old")),
+            };
+            let newer = Versioned {
+                timestamp: Timestamp(20),
+                value: Some(Bytes::from("new")),
+            };
+            cluster.server("b").unwrap().apply("k", older).unwrap();
+            cluster.server("a").unwrap().apply("k", newer).unwrap();
+            let reader = spawn(&cluster, |c| value(c, "k"));
+            cluster.leave("a").unwrap();
+            assert_eq!(reader.join().unwrap().as_deref(), Some(&b"new"[..]));
+            assert_eq!(value(&cluster, "k").as_deref(), Some(&b"new"[..]));
+        },
+    );
+}
+
 /// Model 5: monotonic reads: a put racing the leave of the key's replica while a
 /// third thread reads twice. The second read never returns an older version
 /// than the first (and neither returns `None`).
@@ -394,6 +423,39 @@ fn old_write_racing_compaction() {
             );
         }
     });
+}
+
+/// Model 10b: a stray older value (on a server off the key's preference
+/// list, written with `Server::apply`) and a compaction of the newer delete,
+/// racing a get; then the stray's holder takes over the key. Compaction must
+/// remove the stray before the tombstone that supersedes it, or the deleted
+/// key comes back.
+#[test]
+fn stray_value_outlives_no_compacted_delete() {
+    let key = key_where((&["a", "b"], 1, 1), (&["a"], 1, 1), |old, _| {
+        old.contains("b")
+    });
+    model(
+        "stray_value_outlives_no_compacted_delete",
+        Some(3),
+        move || {
+            let cluster = Arc::new(Cluster::new(config(1), ["a", "b"]).unwrap());
+            let stray = Versioned {
+                timestamp: Timestamp(10),
+                value: Some(Bytes::from("stray")),
+            };
+            cluster.server("a").unwrap().apply(&key, stray).unwrap();
+            let deleted = cluster.delete(&key).unwrap();
+            let k = key.clone();
+            let reader = spawn(&cluster, move |c| value(c, &k));
+            cluster.compact(Timestamp(deleted.0 + 1)).unwrap();
+            assert_eq!(reader.join().unwrap(), None);
+
+            cluster.leave("b").unwrap();
+            assert_eq!(value(&cluster, &key), None);
+            assert_eq!(cluster.server("a").unwrap().get(&key), None);
+        },
+    );
 }
 
 /// Model 11: read repair racing a leave. The replicas disagree (the newer
