@@ -58,8 +58,8 @@
 use std::sync::Arc as StdArc;
 
 use crate::snapshot::Placement;
-use crate::store::{position_of, Server, Slot};
-use crate::sync::{ArcGuard, MapEntry};
+use crate::store::{position_of, Entry, Server};
+use crate::sync::ArcGuard;
 use crate::version::Versioned;
 use crate::Timestamp;
 
@@ -109,7 +109,7 @@ pub(crate) fn compact(placement: &Placement, older_than: Timestamp) -> u64 {
 /// supersedes or equals it. Such a stray can never be read again: should
 /// `server` become a replica, the migration merges the newer version into
 /// it. Any other stray stays.
-fn compact_stray(placement: &Placement, server: &Server, entry: &MapEntry<'_, Slot>) -> u64 {
+fn compact_stray(placement: &Placement, server: &Server, entry: &Entry<'_>) -> u64 {
     let Some(stray) = server.live(entry) else {
         return 0;
     };

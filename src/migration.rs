@@ -94,8 +94,8 @@ use std::sync::Arc as StdArc;
 use crate::clock::Timestamp;
 use crate::ring::Ring;
 use crate::snapshot::{publish, Placement, Snapshot};
-use crate::store::{Merge, Server, Slot};
-use crate::sync::{Arc, ArcCell, ArcGuard, MapEntry};
+use crate::store::{Entry, Merge, Server};
+use crate::sync::{Arc, ArcCell, ArcGuard};
 use crate::version::Versioned;
 
 /// What a membership change moved.
@@ -331,13 +331,13 @@ impl<'c> Transition<'c> {
                 .iter()
                 .map(|source| source.range(piece.start, piece.end))
                 .collect();
-            let mut heads: Vec<Option<MapEntry<'_, Slot>>> =
+            let mut heads: Vec<Option<Entry<'_>>> =
                 cursors.iter_mut().map(Iterator::next).collect();
             let mut held: Vec<Option<ArcGuard<Versioned>>> = Vec::new();
             held.resize_with(sources.len(), || None);
 
             // The next key of the piece is the smallest key at a cursor.
-            while let Some(next) = heads.iter().flatten().map(MapEntry::key).min() {
+            while let Some(next) = heads.iter().flatten().map(Entry::key).min() {
                 key.clear();
                 key.extend_from_slice(next);
 
@@ -393,7 +393,7 @@ impl<'c> Transition<'c> {
                 let loser = &self.new.servers[loser as usize];
                 for entry in loser.range(piece.start, piece.end) {
                     self.report.scanned += 1;
-                    if entry.remove() {
+                    if loser.discard(&entry) {
                         self.report.dropped += 1;
                     }
                 }
@@ -419,7 +419,7 @@ impl<'c> Transition<'c> {
                     continue; // A joining server that never joined: discarded whole.
                 }
                 for entry in gainer.range(piece.start, piece.end) {
-                    entry.remove();
+                    gainer.discard(&entry);
                 }
             }
         }

@@ -1,24 +1,60 @@
-//! One simulated server: an ordered, lock-free index of versioned entries.
+//! One simulated server: versioned entries behind two lock-free indexes.
 //!
 //! # Layout
 //!
-//! Entries live in an [`OrderedMap`] (a crossbeam skiplist) keyed by the
-//! *entry key*: the key's 4-byte big-endian ring position followed by the key
-//! bytes. Byte order on entry keys is (position, key) order, so the entries a
-//! ring range owns are one contiguous range scan, and a point lookup needs
-//! only a borrowed `[u8]`, built on the stack for short keys.
+//! Each stored key has one [`Slot`] per server: its *entry key* (the key's
+//! 4-byte big-endian ring position followed by the key bytes) and an
+//! [`ArcCell`] holding its current `Arc<Versioned>`. Two indexes point at the
+//! same slot:
 //!
-//! Each entry holds an [`ArcCell`] with its current `Arc<Versioned>`. A key
-//! keeps the same node for as long as it is stored, and a write replaces the
-//! version inside it with a compare-and-swap. The skiplist's own `insert`
-//! would unlink the old node before linking the new one, and a reader could
-//! find the key missing in between; swapping inside the node closes that gap,
-//! so a key that exists before and after an overwrite is never seen missing.
+//! * an [`OrderedSet`] (a crossbeam skiplist) ordered by entry key, which is
+//!   (position, key) order, so the entries a ring range owns are one
+//!   contiguous range scan: what migration, compaction and
+//!   [`Server::entries`] walk;
+//! * a [`PointIndex`] (a papaya hash table) hashed by entry key: what every
+//!   point operation (`get`, `put`, `delete`, read repair, a migration's
+//!   writes) uses. A skiplist search at a few hundred thousand entries
+//!   follows a chain of cache misses; a hash probe takes one or two.
+//!
+//! A key keeps the same slot for as long as it is stored, and a write
+//! replaces the version inside it with a compare-and-swap. The skiplist's
+//! own `insert` would unlink the old node before linking the new one, and a
+//! reader could find the key missing in between; swapping inside the slot
+//! closes that gap, so a key that exists before and after an overwrite is
+//! never seen missing.
+//!
+//! # Keeping the two indexes in step
+//!
+//! The hash index decides which slot a key has: a new slot is linked there
+//! first, with an insert that fails if the key is present, and only then in
+//! the skiplist. A slot leaves in three steps: its version is swapped for the
+//! *retired* marker (a compare-and-swap from the version compaction decided
+//! on, or from whatever it holds when a migration drops it), then it is
+//! removed from the hash index, then from the skiplist, each removal only if
+//! that index still holds this very slot. So:
+//!
+//! * a write never lands in a slot on its way out: it either swapped its
+//!   version in before the marker, and the removal's compare-and-swap fails
+//!   (compaction keeps the entry), or it finds the marker, finishes the
+//!   unlinking itself and links a fresh slot;
+//! * a slot that the skiplist still holds under a key whose hash-index slot
+//!   is another one is always retired, so a writer linking its fresh slot may
+//!   unlink it;
+//! * readers treat the marker as absent. Compaction retires only tombstones
+//!   every replica agrees on, and a migration retires only entries no
+//!   operation reads any more, so that absence is never a lost write.
+//!
+//! A scan of the skiplist can miss a slot whose writer has linked it in the
+//! hash index but not yet in the skiplist. Migrations only scan ranges no
+//! in-flight write can reach that way (see [`crate::migration`]), and the
+//! fresh version of such a slot is never one compaction would remove.
 //!
 //! One `Arc<Versioned>` is shared by every replica a write reaches, so a value
 //! is stored once however many replicas hold it.
 
+use std::borrow::Borrow;
 use std::fmt;
+use std::hash::{Hash, Hasher};
 use std::ops::Deref;
 use std::sync::Arc as StdArc;
 
@@ -28,7 +64,7 @@ use crate::clock::{Clock, Timestamp};
 use crate::config::Config;
 use crate::error::Error;
 use crate::ring::{ring_position, ServerId};
-use crate::sync::{Arc, ArcCell, ArcGuard, AtomicU64, MapEntry, OrderedMap, Ordering};
+use crate::sync::{Arc, ArcCell, ArcGuard, AtomicU64, OrderedSet, Ordering, PointIndex, SetEntry};
 use crate::version::Versioned;
 
 /// What the cluster's servers share: the configuration, the clock, the
@@ -188,9 +224,118 @@ pub(crate) fn position_of(entry_key: &[u8]) -> u32 {
     )
 }
 
-/// The value each skiplist node holds: the key's current version.
+/// A key's entry on one server: its entry key and its current version.
 pub(crate) struct Slot {
+    key: SlotKey,
     version: ArcCell<Versioned>,
+}
+
+/// Entry keys up to this long are stored inside the slot.
+const SLOT_INLINE: usize = 30;
+
+/// A slot's entry key: inside the slot when short, so a hash-index probe
+/// compares keys without following one more pointer; on the heap otherwise.
+enum SlotKey {
+    Inline { len: u8, bytes: [u8; SLOT_INLINE] },
+    Heap(Box<[u8]>),
+}
+
+impl SlotKey {
+    fn new(entry_key: &[u8]) -> SlotKey {
+        if entry_key.len() <= SLOT_INLINE {
+            let mut bytes = [0u8; SLOT_INLINE];
+            bytes[..entry_key.len()].copy_from_slice(entry_key);
+            SlotKey::Inline {
+                len: entry_key.len() as u8,
+                bytes,
+            }
+        } else {
+            SlotKey::Heap(Box::from(entry_key))
+        }
+    }
+
+    #[inline]
+    fn as_bytes(&self) -> &[u8] {
+        match self {
+            SlotKey::Inline { len, bytes } => &bytes[..*len as usize],
+            SlotKey::Heap(bytes) => bytes,
+        }
+    }
+}
+
+/// A shared reference to a [`Slot`] that compares, orders and hashes as the
+/// slot's entry key, so either index can be searched with a borrowed `[u8]`.
+///
+/// The count is `std`'s in both builds: it only decides when the slot's
+/// memory is freed, and nothing in the protocol reads it.
+#[derive(Clone)]
+pub(crate) struct SlotRef(StdArc<Slot>);
+
+impl SlotRef {
+    fn new(entry_key: &[u8], version: Arc<Versioned>) -> SlotRef {
+        SlotRef(StdArc::new(Slot {
+            key: SlotKey::new(entry_key),
+            version: ArcCell::new(version),
+        }))
+    }
+
+    fn ptr_eq(&self, other: &SlotRef) -> bool {
+        StdArc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl Deref for SlotRef {
+    type Target = Slot;
+
+    #[inline]
+    fn deref(&self) -> &Slot {
+        &self.0
+    }
+}
+
+impl Borrow<[u8]> for SlotRef {
+    #[inline]
+    fn borrow(&self) -> &[u8] {
+        self.0.key()
+    }
+}
+
+impl PartialEq for SlotRef {
+    fn eq(&self, other: &SlotRef) -> bool {
+        self.0.key() == other.0.key()
+    }
+}
+
+impl Eq for SlotRef {}
+
+impl PartialOrd for SlotRef {
+    fn partial_cmp(&self, other: &SlotRef) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for SlotRef {
+    fn cmp(&self, other: &SlotRef) -> std::cmp::Ordering {
+        self.0.key().cmp(other.0.key())
+    }
+}
+
+impl Hash for SlotRef {
+    // Must hash as the `[u8]` it borrows as, so lookups by `[u8]` find it.
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.0.key().hash(state);
+    }
+}
+
+/// A handle on one entry of a server, from a scan in ring order.
+pub(crate) struct Entry<'a>(SetEntry<'a, SlotRef>);
+
+impl Entry<'_> {
+    /// The entry key: position, then key bytes.
+    #[inline]
+    pub(crate) fn key(&self) -> &[u8] {
+        self.0.value().key()
+    }
 }
 
 /// How a merge into one slot went.
@@ -203,9 +348,10 @@ enum SlotMerge {
 }
 
 impl Slot {
+    /// The entry key: position, then key bytes.
     #[inline]
-    pub(crate) fn load(&self) -> ArcGuard<Versioned> {
-        self.version.load()
+    pub(crate) fn key(&self) -> &[u8] {
+        self.key.as_bytes()
     }
 
     /// Swaps `version` in if it supersedes the current one. Lock-free: a
@@ -235,7 +381,11 @@ impl Slot {
 /// cluster's [`get`](crate::Cluster::get) is what reconciles replicas.
 pub struct Server {
     id: ServerId,
-    entries: OrderedMap<Slot>,
+    /// Every slot, in entry-key order: for range scans.
+    ordered: OrderedSet<SlotRef>,
+    /// Every slot, hashed by entry key: for point operations. It decides
+    /// which slot a key has; see the module docs.
+    index: PointIndex<SlotRef>,
     shared: StdArc<Shared>,
 }
 
@@ -243,7 +393,8 @@ impl Server {
     pub(crate) fn new(id: ServerId, shared: StdArc<Shared>) -> Server {
         Server {
             id,
-            entries: OrderedMap::new(),
+            ordered: OrderedSet::new(),
+            index: PointIndex::new(),
             shared,
         }
     }
@@ -262,7 +413,7 @@ impl Server {
     /// `None` if it holds nothing (a key longer than the configured limit is
     /// never stored, so it reads as `None`).
     ///
-    /// Cost: one MD5 and one skiplist lookup.
+    /// Cost: one MD5 and one hash-table lookup.
     pub fn get(&self, key: impl AsRef<[u8]>) -> Option<Versioned> {
         let key = key.as_ref();
         let entry_key = EntryKey::new(ring_position(key), key);
@@ -303,7 +454,7 @@ impl Server {
 
     /// Entries held, tombstones included. Exact when no write races it.
     pub fn len(&self) -> usize {
-        self.entries.len()
+        self.ordered.len()
     }
 
     /// Whether the server holds no entry at all.
@@ -317,17 +468,17 @@ impl Server {
     /// Not a snapshot: entries written or removed during the iteration may or
     /// may not appear. Each item copies its key; the value is shared.
     pub fn entries(&self) -> impl Iterator<Item = (Bytes, Versioned)> + '_ {
-        self.entries.iter().filter_map(|entry| {
+        self.iter().filter_map(|entry| {
             let version = self.live(&entry)?;
             let key = Bytes::copy_from_slice(&entry.key()[4..]);
             Some((key, Versioned::clone(&version)))
         })
     }
 
-    /// The version an entry holds, unless compaction has claimed it.
+    /// The version a slot holds, unless it has been retired.
     #[inline]
-    pub(crate) fn live(&self, entry: &MapEntry<'_, Slot>) -> Option<ArcGuard<Versioned>> {
-        let version = entry.value().load();
+    fn live_slot(&self, slot: &Slot) -> Option<ArcGuard<Versioned>> {
+        let version = slot.version.load();
         if Arc::ptr_eq(&version, &self.shared.retired) {
             None
         } else {
@@ -335,88 +486,136 @@ impl Server {
         }
     }
 
+    /// The version an entry holds, unless it has been retired.
+    #[inline]
+    pub(crate) fn live(&self, entry: &Entry<'_>) -> Option<ArcGuard<Versioned>> {
+        self.live_slot(entry.0.value())
+    }
+
     /// The current version under `entry_key`.
     #[inline]
     pub(crate) fn load(&self, entry_key: &[u8]) -> Option<ArcGuard<Versioned>> {
-        self.live(&self.entries.get(entry_key)?)
+        self.index
+            .with(entry_key, |slot| self.live_slot(slot))
+            .flatten()
     }
 
     /// Merges `version` under `entry_key` with last-write-wins.
     ///
-    /// Lock-free. The loop repeats only when the entry found was claimed by
-    /// compaction; this call then finishes unlinking it (any thread may) and
-    /// writes a fresh node, so a write racing compaction is never lost.
+    /// Lock-free. The loop repeats only when the slot found was retired (this
+    /// call then finishes unlinking it, as any thread may, and links a fresh
+    /// one) or when another writer linked the key's first slot in between.
     pub(crate) fn merge(&self, entry_key: &[u8], version: &Arc<Versioned>) -> Merge {
         let retired = &self.shared.retired;
         loop {
-            if let Some(entry) = self.entries.get(entry_key) {
-                match entry.value().merge(version, retired) {
-                    SlotMerge::Won => return Merge::Replaced,
-                    SlotMerge::Lost => return Merge::Stale,
+            let found = self
+                .index
+                .with(entry_key, |slot| match slot.merge(version, retired) {
+                    SlotMerge::Won => Some(Merge::Replaced),
+                    SlotMerge::Lost => Some(Merge::Stale),
                     SlotMerge::Retired => {
-                        entry.remove();
-                        continue;
+                        self.unlink(slot);
+                        None
                     }
-                }
+                });
+            match found {
+                Some(Some(merge)) => return merge,
+                Some(None) => continue,
+                None => {}
             }
 
-            let entry = self
-                .entries
-                .get_or_insert_with(Box::from(entry_key), || Slot {
-                    version: ArcCell::new(Arc::clone(version)),
-                });
-            // The skiplist may have built our slot and thrown it away because
-            // another writer inserted the key first. Our `Arc` can only be in
-            // the slot if our node was linked, so pointer equality tells.
-            if Arc::ptr_eq(&entry.value().load(), version) {
+            let fresh = SlotRef::new(entry_key, Arc::clone(version));
+            if self.index.try_insert(SlotRef::clone(&fresh)) {
+                self.link(fresh);
                 return Merge::Inserted;
             }
-            match entry.value().merge(version, retired) {
-                SlotMerge::Won => return Merge::Replaced,
-                SlotMerge::Lost => return Merge::Stale,
-                SlotMerge::Retired => {
-                    entry.remove();
-                }
+            // Another writer linked the key first: merge into its slot.
+        }
+    }
+
+    /// Links a slot the hash index already holds into the skiplist.
+    fn link(&self, fresh: SlotRef) {
+        loop {
+            let entry = self.ordered.get_or_insert(SlotRef::clone(&fresh));
+            if entry.value().ptr_eq(&fresh) {
+                return;
+            }
+            // The node of a retired slot whose unlinking another thread has
+            // not finished (the hash index held no other slot for the key
+            // when `fresh` went in, so this one left it, and only retired
+            // slots leave it). Finish it, then try again.
+            entry.remove();
+        }
+    }
+
+    /// Removes a retired slot from both indexes, each only if it still holds
+    /// this very slot. Any thread may call it, any number of times.
+    fn unlink(&self, slot: &SlotRef) {
+        self.index.remove_if(slot.key(), |held| held.ptr_eq(slot));
+        if let Some(entry) = self.ordered.get(slot.key()) {
+            if entry.value().ptr_eq(slot) {
+                entry.remove();
             }
         }
     }
 
-    /// Claims the entry under `entry_key` for removal if it still holds
-    /// exactly `expected`, then unlinks it. Returns whether this call removed
-    /// it. A writer that swapped a newer version in first wins and the entry
-    /// stays; a writer that finds the claimed slot writes a fresh node.
+    /// Retires the slot under `entry_key` if it still holds exactly
+    /// `expected`, then unlinks it. Returns whether this call retired it. A
+    /// writer that swapped a newer version in first wins and the entry stays;
+    /// a writer that finds the slot retired links a fresh one.
     pub(crate) fn retire(&self, entry_key: &[u8], expected: &Arc<Versioned>) -> bool {
-        let Some(entry) = self.entries.get(entry_key) else {
-            return false;
-        };
-        let retired = Arc::clone(&self.shared.retired);
-        if !entry.value().version.compare_and_swap(expected, retired) {
-            return false;
+        self.index
+            .with(entry_key, |slot| {
+                let retired = Arc::clone(&self.shared.retired);
+                if !slot.version.compare_and_swap(expected, retired) {
+                    return false;
+                }
+                self.unlink(slot);
+                true
+            })
+            .unwrap_or(false)
+    }
+
+    /// Retires an entry whatever version it holds, then unlinks it; for
+    /// entries no operation reads or writes any more (a migration's drop).
+    /// Returns whether this call retired it.
+    pub(crate) fn discard(&self, entry: &Entry<'_>) -> bool {
+        let slot = entry.0.value();
+        let retired = &self.shared.retired;
+        loop {
+            let current = slot.version.load();
+            if Arc::ptr_eq(&current, retired) {
+                return false;
+            }
+            if slot.version.compare_and_swap(&current, Arc::clone(retired)) {
+                break;
+            }
         }
-        entry.remove();
+        self.index.remove_if(slot.key(), |held| held.ptr_eq(slot));
+        entry.0.remove();
         true
     }
 
     /// Every entry in ring order, for a full scan. Not a snapshot.
-    pub(crate) fn iter(&self) -> impl Iterator<Item = MapEntry<'_, Slot>> + '_ {
-        self.entries.iter()
+    pub(crate) fn iter(&self) -> impl Iterator<Item = Entry<'_>> + '_ {
+        self.ordered.iter().map(Entry)
     }
 
     /// Entries whose ring position is in `start..end` (`None`: to the end of
-    /// the ring). Not a snapshot; see [`OrderedMap::range`].
+    /// the ring). Not a snapshot; see [`OrderedSet::range`].
     pub(crate) fn range(
         &self,
         start: u32,
         end: Option<u32>,
-    ) -> impl Iterator<Item = MapEntry<'_, Slot>> + '_ {
+    ) -> impl Iterator<Item = Entry<'_>> + '_ {
         let end = end.map(|end| Box::from(end.to_be_bytes()));
-        self.entries.range(&start.to_be_bytes(), end)
+        self.ordered.range(&start.to_be_bytes(), end).map(Entry)
     }
 
     /// Removes every entry, for a server that has left the cluster.
     pub(crate) fn clear(&self) {
-        for entry in self.entries.iter() {
-            entry.remove();
+        for entry in self.iter() {
+            self.discard(&entry);
         }
     }
 }

@@ -94,25 +94,32 @@ mutants = [
             }""",
   """            self.version.swap(Arc::clone(version));
             return SlotMerge::Won;"""),
- ("08-trust-get-or-insert",
-  "Assume get_or_insert_with linked our slot, although it may have kept another writer's.",
+ ("08-trust-try-insert",
+  "Assume the hash-index insert linked our fresh slot, although another writer's may have been first.",
   "src/store.rs",
-  """            if Arc::ptr_eq(&entry.value().load(), version) {
+  """            if self.index.try_insert(SlotRef::clone(&fresh)) {
+                self.link(fresh);
                 return Merge::Inserted;
             }""",
-  """            if true {
+  """            {
+                self.index.try_insert(SlotRef::clone(&fresh));
+                self.link(fresh);
                 return Merge::Inserted;
             }"""),
  ("09-overwrite-by-reinsert",
-  "Overwrite a key by removing its node and inserting a new one (the skiplist's replace gap).",
+  "Overwrite a key by unlinking its slot and linking a new one (the skiplist's replace gap).",
   "src/store.rs",
-  """            if let Some(entry) = self.entries.get(entry_key) {
-                match entry.value().merge(version, retired) {""",
-  """            if let Some(entry) = self.entries.get(entry_key) {
-                if version.supersedes(&entry.value().load()) {
-                    entry.remove();
-                }
-                match entry.value().merge(version, retired) {"""),
+  """                    SlotMerge::Won => Some(Merge::Replaced),""",
+  """                    SlotMerge::Won => {
+                        self.index.remove_if(slot.key(), |held| held.ptr_eq(slot));
+                        if let Some(entry) = self.ordered.get(slot.key()) {
+                            entry.remove();
+                        }
+                        let fresh = SlotRef::new(entry_key, Arc::clone(version));
+                        self.index.try_insert(SlotRef::clone(&fresh));
+                        self.link(fresh);
+                        Some(Merge::Replaced)
+                    }"""),
  ("13-unwaited-last-publication",
   "Publish the snapshot that forgets a departed server without waiting for operations on the one before.",
   "src/migration.rs",
@@ -132,19 +139,22 @@ mutants = [
 
 mutants += [
  ("10-compaction-removes-without-claim",
-  "Compaction unlinks a tombstone's node without first claiming its slot, so a racing put can be merged into it.",
+  "Compaction unlinks a tombstone's slot without first claiming it, so a racing put can be merged into it.",
   "src/store.rs",
-  """        let retired = Arc::clone(&self.shared.retired);
-        if !entry.value().version.compare_and_swap(expected, retired) {
-            return false;
-        }
-        entry.remove();
-        true""",
-  """        if !Arc::ptr_eq(&entry.value().load(), expected) {
-            return false;
-        }
-        entry.remove();
-        true"""),
+  """                let retired = Arc::clone(&self.shared.retired);
+                if !slot.version.compare_and_swap(expected, retired) {
+                    return false;
+                }
+                self.unlink(slot);
+                true""",
+  """                if !Arc::ptr_eq(&slot.version.load(), expected) {
+                    return false;
+                }
+                self.index.remove_if(slot.key(), |held| held.ptr_eq(slot));
+                if let Some(entry) = self.ordered.get(slot.key()) {
+                    entry.remove();
+                }
+                true"""),
  ("11-watermark-without-grace-period",
   "Publish the compaction watermark without waiting for writes that checked the previous one.",
   "src/cluster.rs",

@@ -75,6 +75,8 @@ fn spawn<T: Send + 'static>(
 
 /// Model 1: a put racing the leave of the key's replica: the acknowledged value is
 /// readable afterwards and lives on exactly its preference list.
+///
+/// Explored: exhaustive (no preemption bound), 1 126 executions (measured with `--nocapture`).
 #[test]
 fn put_racing_leave() {
     let key = key_where((&["a", "b"], 1, 1), (&["b"], 1, 1), |old, _| {
@@ -99,6 +101,8 @@ fn put_racing_leave() {
 /// Model 2: a put racing a join that moves the key to the joining server (the old
 /// replica stays in the cluster and must lose it): the acknowledged value is
 /// readable afterwards and lives on exactly its preference list.
+///
+/// Explored: exhaustive (no preemption bound), 308 executions (measured with `--nocapture`).
 #[test]
 fn put_racing_join() {
     let key = key_where((&["a", "b"], 1, 1), (&["a", "b", "c"], 1, 1), |_, new| {
@@ -123,6 +127,8 @@ fn put_racing_join() {
 /// Model 3: an overwrite racing a get, on a stable ring with one replica (so no
 /// second replica can cover a gap): the get returns the old or the new value,
 /// never `None`.
+///
+/// Explored: exhaustive (no preemption bound), 1 511 executions (measured with `--nocapture`).
 #[test]
 fn overwrite_racing_get() {
     model("overwrite_racing_get", None, || {
@@ -140,6 +146,8 @@ fn overwrite_racing_get() {
 
 /// Model 4a: a get racing a join that moves the key, written (twice) before: never
 /// `None`, never the older value.
+///
+/// Explored: preemption bound 3, 166 executions (measured with `--nocapture`).
 #[test]
 fn get_racing_join() {
     let key = key_where((&["a", "b"], 1, 1), (&["a", "b", "c"], 1, 1), |_, new| {
@@ -158,6 +166,8 @@ fn get_racing_join() {
 
 /// Model 4b: a get racing the leave of the key's replica, on a key written (twice)
 /// before: never `None`, never the older value.
+///
+/// Explored: preemption bound 3, 203 executions (measured with `--nocapture`).
 #[test]
 fn get_racing_leave() {
     let key = key_where((&["a", "b"], 1, 1), (&["b"], 1, 1), |old, _| {
@@ -178,6 +188,8 @@ fn get_racing_leave() {
 /// is only on the leaving replica (written there with `Server::apply`, as
 /// after a lost message). The migration must merge from every old replica,
 /// so neither the racing get nor a later one returns the older version.
+///
+/// Explored: preemption bound 3, 525 executions (measured with `--nocapture`).
 #[test]
 fn get_racing_leave_of_the_only_newest_replica() {
     let servers = ["a", "b", "c"];
@@ -214,6 +226,8 @@ fn get_racing_leave_of_the_only_newest_replica() {
 /// leaving replica and nobody gains its range (R 2, two servers). The leave
 /// must hand the leaving replica's entries to the replica that stays, so
 /// neither the racing get nor a later one returns the older version.
+///
+/// Explored: preemption bound 3, 279 executions (measured with `--nocapture`).
 #[test]
 fn get_racing_leave_below_r_of_the_only_newest_replica() {
     model(
@@ -242,6 +256,8 @@ fn get_racing_leave_below_r_of_the_only_newest_replica() {
 /// Model 5: monotonic reads: a put racing the leave of the key's replica while a
 /// third thread reads twice. The second read never returns an older version
 /// than the first (and neither returns `None`).
+///
+/// Explored: preemption bound 3, 23 161 executions (measured with `--nocapture`).
 #[test]
 fn monotonic_reads_across_leave() {
     let key = key_where((&["a", "b"], 1, 1), (&["b"], 1, 1), |old, _| {
@@ -271,6 +287,8 @@ fn monotonic_reads_across_leave() {
 /// every replica converges on the last-write-wins winner, whichever arrives
 /// first. Run for the delete newer, the put newer, and a tie (the tombstone
 /// wins ties).
+///
+/// Explored: preemption bound 3, 211 + 218 + 211 executions (measured with `--nocapture`).
 #[test]
 fn delete_racing_put_converges() {
     for (put_at, delete_at) in [(10, 20), (20, 10), (15, 15)] {
@@ -300,6 +318,8 @@ fn delete_racing_put_converges() {
 
 /// Model 7a: two puts racing on one existing key, two replicas: both replicas
 /// converge on the put with the later timestamp, and a later get returns it.
+///
+/// Explored: preemption bound 3, 1 088 executions (measured with `--nocapture`).
 #[test]
 fn racing_overwrites_converge() {
     model("racing_overwrites_converge", Some(3), || {
@@ -324,6 +344,8 @@ fn racing_overwrites_converge() {
 
 /// Model 7b: two puts racing to create one key, two replicas: both race to insert
 /// the key's entry, and the later timestamp must still win on each replica.
+///
+/// Explored: preemption bound 3, 400 executions (measured with `--nocapture`).
 #[test]
 fn racing_inserts_converge() {
     model("racing_inserts_converge", Some(3), || {
@@ -348,6 +370,8 @@ fn racing_inserts_converge() {
 /// Model 8: a join racing a leave, from two threads: both finish (in either
 /// order), the ring has the expected members, and every key written before
 /// is readable and lives on exactly its preference list.
+///
+/// Explored: exhaustive (no preemption bound), 6 executions (measured with `--nocapture`).
 #[test]
 fn join_racing_leave() {
     model("join_racing_leave", None, || {
@@ -374,6 +398,8 @@ fn join_racing_leave() {
 /// replicas: the put is never lost, whichever replica compaction reaches
 /// first. Compaction claims a slot before unlinking its node, so a put
 /// cannot be merged into a node on its way out.
+///
+/// Explored: preemption bound 3, 1 264 executions (measured with `--nocapture`).
 #[test]
 fn put_racing_compaction() {
     model("put_racing_compaction", Some(3), || {
@@ -396,6 +422,8 @@ fn put_racing_compaction() {
 /// Model 10: a late write with an old client timestamp racing the compaction
 /// of a newer delete: the write is refused or loses to the tombstone, and
 /// the deleted key never comes back, on any replica.
+///
+/// Explored: preemption bound 3, 43 executions (measured with `--nocapture`).
 #[test]
 fn old_write_racing_compaction() {
     model("old_write_racing_compaction", Some(3), || {
@@ -430,6 +458,8 @@ fn old_write_racing_compaction() {
 /// racing a get; then the stray's holder takes over the key. Compaction must
 /// remove the stray before the tombstone that supersedes it, or the deleted
 /// key comes back.
+///
+/// Explored: preemption bound 3, 163 executions (measured with `--nocapture`).
 #[test]
 fn stray_value_outlives_no_compacted_delete() {
     let key = key_where((&["a", "b"], 1, 1), (&["a"], 1, 1), |old, _| {
@@ -463,6 +493,8 @@ fn stray_value_outlives_no_compacted_delete() {
 /// the leaving replica stale and repairs it. The repair is a write under the
 /// get's snapshot, so the leave waits for it: afterwards the leaving server
 /// holds nothing, and the key lives on exactly its new preference list.
+///
+/// Explored: preemption bound 3, 608 executions (measured with `--nocapture`).
 #[test]
 fn read_repair_racing_leave() {
     let servers = ["a", "b", "c"];
@@ -508,6 +540,8 @@ fn read_repair_racing_leave() {
 /// snapshot publication must wait out its grace period, including the last
 /// one of `leave`; otherwise the join's first wait checks the wrong snapshot
 /// and the put, still running on an older one, lands after the join's copy.
+///
+/// Explored: preemption bound 3, 200 executions (measured with `--nocapture`).
 #[test]
 fn put_racing_leave_then_join() {
     // After the leave, "b" holds everything; the join then moves the key to "c".

@@ -1,12 +1,13 @@
 //! The one place ringkv takes its synchronization primitives from.
 //!
-//! Every atomic, fence, shared pointer, pointer cell and ordered map the
+//! Every atomic, fence, shared pointer, pointer cell and concurrent index the
 //! protocol touches is imported from here, never from `std` directly. A normal
 //! build re-exports the real thing at no cost: `std`'s atomics,
-//! [`arc_swap::ArcSwap`] for pointer cells and [`crossbeam_skiplist::SkipMap`]
-//! for each server's ordered index. A build with `RUSTFLAGS="--cfg loom"`
-//! swaps in stand-ins built on [loom](https://docs.rs/loom) primitives, so the
-//! protocol code in [`crate::cluster`] and [`crate::migration`] is the same
+//! [`arc_swap::ArcSwap`] for pointer cells, [`crossbeam_skiplist::SkipSet`]
+//! for each server's ordered index and [`papaya::HashMap`] for its hash
+//! index. A build with `RUSTFLAGS="--cfg loom"` swaps in stand-ins built on
+//! [loom](https://docs.rs/loom) primitives, so the protocol code in
+//! [`crate::cluster`], [`crate::store`] and [`crate::migration`] is the same
 //! code in both builds and loom explores its interleavings.
 //!
 //! # What the loom stand-ins model
@@ -22,22 +23,27 @@
 //!   loom's `strong_count` is stronger than `std`'s (it is not a `Relaxed`
 //!   load), so the `Acquire` fence in [`wait_until_unique`] is argued in its
 //!   comment rather than checked by loom.
-//! * [`OrderedMap`] (for `SkipMap`):
-//!   - `get_or_insert_with` always builds the value and may throw it away
-//!     when the key is already present, as the skiplist may;
-//!   - range iteration is not a snapshot: it takes one entry at a time, and
-//!     other threads run between entries, so an entry inserted or removed
+//! * [`OrderedSet`] (for `SkipSet`):
+//!   - range iteration is not a snapshot: it takes one element at a time, and
+//!     other threads run between elements, so an element inserted or removed
 //!     during a scan may or may not be seen;
-//!   - an entry handle stays readable after its entry was removed, and
-//!     [`MapEntry::remove`] reports whether this call unlinked it.
+//!   - an entry handle stays readable after its element was removed, and
+//!     [`SetEntry::remove`] reports whether this call unlinked it;
+//!   - `get_or_insert` returns the element already there, if any, and drops
+//!     the one it was given.
+//! * [`PointIndex`] (for papaya's `HashMap`): each operation is one
+//!   linearizable step, as papaya's are; `with` runs its closure after the
+//!   step, so the element may be removed by another thread while the
+//!   closure uses it, as with papaya, whose guard only keeps it allocated.
 //!
-//!   Not modelled: the skiplist's "replace gap" (`insert` of an existing key
-//!   unlinks the old node before linking the new one). ringkv never replaces
-//!   a node: it keeps one node per key and swaps the version inside it, so the
-//!   operation with the gap is never called. Also not modelled: two racing
-//!   removals of one key both returning `Some` (crossbeam-skiplist 0.1.3).
-//!   ringkv's removals are serialized by the membership lock, and the counts
-//!   it reports come from [`MapEntry::remove`] on one handle.
+//! Not modelled: the skiplist's "replace gap" (`insert` of an existing key
+//! unlinks the old node before linking the new one). ringkv never replaces
+//! an element: it keeps one slot per key and swaps the version inside it, so
+//! the operation with the gap is never called. Also not modelled: two racing
+//! removals of one key both returning `Some` (crossbeam-skiplist 0.1.3).
+//! ringkv removes an element through its own entry handle and counts a
+//! removal by the compare-and-swap that retired the slot, not by what the
+//! skiplist reports.
 //!
 //! The membership [`Mutex`] is `std`'s (loom's under loom); it is never taken
 //! on the data path.

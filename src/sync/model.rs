@@ -4,7 +4,8 @@
 //! the structures they replace; the module docs of [`super`] list what each
 //! one models.
 
-use std::collections::BTreeMap;
+use std::borrow::Borrow;
+use std::collections::{BTreeMap, HashMap};
 use std::ops::{Bound, Deref};
 
 pub(crate) use loom::sync::atomic::{fence, AtomicBool, AtomicU64, Ordering};
@@ -55,87 +56,87 @@ impl<T> ArcCell<T> {
     }
 }
 
-struct Node<V> {
-    key: Box<[u8]>,
-    value: V,
+struct Node<T> {
+    value: T,
     removed: AtomicBool,
 }
 
-/// Stand-in for `SkipMap`: a `BTreeMap` behind a loom mutex, taken once per
+/// Stand-in for `SkipSet`: a `BTreeMap` behind a loom mutex, taken once per
 /// step so other threads interleave between the steps of a scan.
-pub(crate) struct OrderedMap<V>(Mutex<Nodes<V>>);
+pub(crate) struct OrderedSet<T>(Mutex<Nodes<T>>);
 
-type Nodes<V> = BTreeMap<Box<[u8]>, Arc<Node<V>>>;
+type Nodes<T> = BTreeMap<Box<[u8]>, Arc<Node<T>>>;
 
-/// A handle on one entry; it stays readable after the entry is removed.
-pub(crate) struct MapEntry<'a, V> {
-    map: &'a OrderedMap<V>,
-    node: Arc<Node<V>>,
+/// A handle on one element; it stays readable after the element is removed.
+pub(crate) struct SetEntry<'a, T> {
+    set: &'a OrderedSet<T>,
+    key: Box<[u8]>,
+    node: Arc<Node<T>>,
 }
 
-impl<V> OrderedMap<V> {
+impl<T: Borrow<[u8]>> OrderedSet<T> {
     pub(crate) fn new() -> Self {
         Self(Mutex::new(BTreeMap::new()))
     }
 
-    fn entry(&self, node: Arc<Node<V>>) -> MapEntry<'_, V> {
-        MapEntry { map: self, node }
+    fn entry(&self, node: Arc<Node<T>>) -> SetEntry<'_, T> {
+        let key = Box::from(node.value.borrow());
+        SetEntry {
+            set: self,
+            key,
+            node,
+        }
     }
 
-    pub(crate) fn get(&self, key: &[u8]) -> Option<MapEntry<'_, V>> {
+    pub(crate) fn get(&self, key: &[u8]) -> Option<SetEntry<'_, T>> {
         let node = self.0.lock().unwrap().get(key).cloned();
         node.map(|node| self.entry(node))
     }
 
-    /// Builds the value before looking, and throws it away if the key is
-    /// already there, as the skiplist may.
-    pub(crate) fn get_or_insert_with(
-        &self,
-        key: Box<[u8]>,
-        make: impl FnOnce() -> V,
-    ) -> MapEntry<'_, V> {
-        let built = make();
-        let mut map = self.0.lock().unwrap();
-        let node = match map.get(&key) {
+    /// Inserts `value` unless an element with its key is there; either way,
+    /// returns the element now under the key.
+    pub(crate) fn get_or_insert(&self, value: T) -> SetEntry<'_, T> {
+        let key: Box<[u8]> = Box::from(value.borrow());
+        let mut set = self.0.lock().unwrap();
+        let node = match set.get(&key) {
             Some(existing) => Arc::clone(existing),
             None => {
                 let node = Arc::new(Node {
-                    key: key.clone(),
-                    value: built,
+                    value,
                     removed: AtomicBool::new(false),
                 });
-                map.insert(key, Arc::clone(&node));
+                set.insert(key, Arc::clone(&node));
                 node
             }
         };
-        drop(map);
+        drop(set);
         self.entry(node)
     }
 
-    /// One entry per step, the mutex released in between: not a snapshot.
+    /// One element per step, the mutex released in between: not a snapshot.
     pub(crate) fn range(
         &self,
         start: &[u8],
         end: Option<Box<[u8]>>,
-    ) -> impl Iterator<Item = MapEntry<'_, V>> + '_ {
+    ) -> impl Iterator<Item = SetEntry<'_, T>> + '_ {
         let start: Box<[u8]> = Box::from(start);
         let mut after: Option<Box<[u8]>> = None;
         std::iter::from_fn(move || {
-            let map = self.0.lock().unwrap();
+            let set = self.0.lock().unwrap();
             let lower = match &after {
                 Some(key) => Bound::Excluded(&**key),
                 None => Bound::Included(&*start),
             };
             let upper = end.as_deref().map_or(Bound::Unbounded, Bound::Excluded);
-            let (key, node) = map.range::<[u8], _>((lower, upper)).next()?;
+            let (key, node) = set.range::<[u8], _>((lower, upper)).next()?;
             after = Some(key.clone());
             let node = Arc::clone(node);
-            drop(map);
+            drop(set);
             Some(self.entry(node))
         })
     }
 
-    pub(crate) fn iter(&self) -> impl Iterator<Item = MapEntry<'_, V>> + '_ {
+    pub(crate) fn iter(&self) -> impl Iterator<Item = SetEntry<'_, T>> + '_ {
         self.range(&[], None)
     }
 
@@ -144,24 +145,58 @@ impl<V> OrderedMap<V> {
     }
 }
 
-impl<V> MapEntry<'_, V> {
-    pub(crate) fn key(&self) -> &[u8] {
-        &self.node.key
-    }
-
-    pub(crate) fn value(&self) -> &V {
+impl<T> SetEntry<'_, T> {
+    pub(crate) fn value(&self) -> &T {
         &self.node.value
     }
 
     pub(crate) fn remove(&self) -> bool {
-        let mut map = self.map.0.lock().unwrap();
-        let linked = map
-            .get(&self.node.key)
+        let mut set = self.set.0.lock().unwrap();
+        let linked = set
+            .get(&self.key)
             .is_some_and(|node| Arc::ptr_eq(node, &self.node));
         if linked {
-            map.remove(&self.node.key);
+            set.remove(&self.key);
             self.node.removed.store(true, Ordering::Release);
         }
         linked
+    }
+}
+
+/// Stand-in for the papaya hash index: a `HashMap` behind a loom mutex, one
+/// step per operation, each operation linearizable as papaya's are.
+pub(crate) struct PointIndex<T>(Mutex<HashMap<Box<[u8]>, T>>);
+
+impl<T: Clone + Borrow<[u8]>> PointIndex<T> {
+    pub(crate) fn new() -> Self {
+        Self(Mutex::new(HashMap::new()))
+    }
+
+    /// Runs `f` on a clone of the element under `key`, after releasing the
+    /// mutex: other threads may remove the element while `f` runs, as with
+    /// papaya.
+    pub(crate) fn with<R>(&self, key: &[u8], f: impl FnOnce(&T) -> R) -> Option<R> {
+        let element = self.0.lock().unwrap().get(key).cloned()?;
+        Some(f(&element))
+    }
+
+    pub(crate) fn try_insert(&self, value: T) -> bool {
+        let mut index = self.0.lock().unwrap();
+        let key: &[u8] = value.borrow();
+        if index.contains_key(key) {
+            return false;
+        }
+        index.insert(Box::from(key), value);
+        true
+    }
+
+    pub(crate) fn remove_if(&self, key: &[u8], mut pred: impl FnMut(&T) -> bool) -> bool {
+        let mut index = self.0.lock().unwrap();
+        if index.get(key).is_some_and(&mut pred) {
+            index.remove(key);
+            true
+        } else {
+            false
+        }
     }
 }

@@ -1,5 +1,7 @@
 //! The primitives of a normal build: thin wrappers with no cost of their own.
 
+use std::borrow::Borrow;
+use std::hash::Hash;
 use std::ops::Bound;
 
 pub(crate) use std::sync::atomic::{fence, AtomicU64, Ordering};
@@ -49,38 +51,33 @@ impl<T> ArcCell<T> {
     }
 }
 
-/// An ordered concurrent map from encoded keys to `V`:
-/// [`crossbeam_skiplist::SkipMap`].
-pub(crate) struct OrderedMap<V>(crossbeam_skiplist::SkipMap<Box<[u8]>, V>);
+/// An ordered concurrent set of `T`, each found by the bytes it borrows as:
+/// [`crossbeam_skiplist::SkipSet`].
+pub(crate) struct OrderedSet<T>(crossbeam_skiplist::SkipSet<T>);
 
-/// A handle on one entry of an [`OrderedMap`]; it stays readable after the
-/// entry is removed.
-pub(crate) struct MapEntry<'a, V>(crossbeam_skiplist::map::Entry<'a, Box<[u8]>, V>);
+/// A handle on one element of an [`OrderedSet`]; it stays readable after the
+/// element is removed.
+pub(crate) struct SetEntry<'a, T>(crossbeam_skiplist::set::Entry<'a, T>);
 
-impl<V: Send + 'static> OrderedMap<V> {
+impl<T: Ord + Borrow<[u8]> + Send + 'static> OrderedSet<T> {
     pub(crate) fn new() -> Self {
-        Self(crossbeam_skiplist::SkipMap::new())
+        Self(crossbeam_skiplist::SkipSet::new())
     }
 
     #[inline]
-    pub(crate) fn get(&self, key: &[u8]) -> Option<MapEntry<'_, V>> {
-        self.0.get(key).map(MapEntry)
+    pub(crate) fn get(&self, key: &[u8]) -> Option<SetEntry<'_, T>> {
+        self.0.get(key).map(SetEntry)
     }
 
-    /// The entry for `key`, inserting `make()` first if there is none.
-    /// `make` may run even when another thread's entry wins the race.
-    pub(crate) fn get_or_insert_with(
-        &self,
-        key: Box<[u8]>,
-        make: impl FnOnce() -> V,
-    ) -> MapEntry<'_, V> {
-        MapEntry(self.0.get_or_insert_with(key, make))
+    /// The element equal to `value`, inserting `value` first if there is none.
+    pub(crate) fn get_or_insert(&self, value: T) -> SetEntry<'_, T> {
+        SetEntry(self.0.get_or_insert(value))
     }
 
-    /// Entries with `start <= key < end`, in key order. Not a snapshot:
-    /// entries inserted or removed meanwhile may or may not be seen.
+    /// Elements with `start <= key < end`, in key order. Not a snapshot:
+    /// elements inserted or removed meanwhile may or may not be seen.
     ///
-    /// Walks with `lower_bound` and `Entry::next` rather than `SkipMap::range`:
+    /// Walks with `lower_bound` and `Entry::next` rather than `SkipSet::range`:
     /// in crossbeam-skiplist 0.1.3 the `Range` iterator keeps a reference on
     /// the nodes it passes, so a node scanned by a migration and removed
     /// afterwards was never freed (crossbeam issue 1178, fixed upstream but
@@ -89,42 +86,77 @@ impl<V: Send + 'static> OrderedMap<V> {
         &self,
         start: &[u8],
         end: Option<Box<[u8]>>,
-    ) -> impl Iterator<Item = MapEntry<'_, V>> + '_ {
+    ) -> impl Iterator<Item = SetEntry<'_, T>> + '_ {
         let mut next = self.0.lower_bound(Bound::Included(start));
         std::iter::from_fn(move || {
             let entry = next.take()?;
-            if end.as_deref().is_some_and(|end| **entry.key() >= *end) {
+            if end
+                .as_deref()
+                .is_some_and(|end| entry.value().borrow() >= end)
+            {
                 return None;
             }
             next = entry.next();
-            Some(MapEntry(entry))
+            Some(SetEntry(entry))
         })
     }
 
-    /// Every entry, in key order; see [`OrderedMap::range`].
-    pub(crate) fn iter(&self) -> impl Iterator<Item = MapEntry<'_, V>> + '_ {
+    /// Every element, in key order; see [`OrderedSet::range`].
+    pub(crate) fn iter(&self) -> impl Iterator<Item = SetEntry<'_, T>> + '_ {
         self.range(&[], None)
     }
 
-    /// Number of entries; approximate while inserts and removals race it.
+    /// Number of elements; approximate while inserts and removals race it.
     pub(crate) fn len(&self) -> usize {
         self.0.len()
     }
 }
 
-impl<V: Send + 'static> MapEntry<'_, V> {
+impl<T: Ord + Send + 'static> SetEntry<'_, T> {
     #[inline]
-    pub(crate) fn key(&self) -> &[u8] {
-        self.0.key()
-    }
-
-    #[inline]
-    pub(crate) fn value(&self) -> &V {
+    pub(crate) fn value(&self) -> &T {
         self.0.value()
     }
 
-    /// Unlinks the entry. Returns true if this call removed it.
+    /// Unlinks the element. Returns true if this call removed it.
     pub(crate) fn remove(&self) -> bool {
         self.0.remove()
+    }
+}
+
+/// A concurrent hash set of `T`, each found by the bytes it borrows as:
+/// [`papaya::HashMap`] (with unit values, for its conditional operations).
+/// Lock-free for lookups and for inserts and removals.
+pub(crate) struct PointIndex<T>(papaya::HashMap<T, ()>);
+
+impl<T: Hash + Eq + Borrow<[u8]> + Send + Sync> PointIndex<T> {
+    pub(crate) fn new() -> Self {
+        Self(papaya::HashMap::new())
+    }
+
+    /// Runs `f` on the element under `key`, if any. The element may be removed
+    /// concurrently while `f` runs; it stays valid until `f` returns.
+    #[inline]
+    pub(crate) fn with<R>(&self, key: &[u8], f: impl FnOnce(&T) -> R) -> Option<R> {
+        let guard = self.0.guard();
+        let (element, ()) = self.0.get_key_value(key, &guard)?;
+        Some(f(element))
+    }
+
+    /// Inserts `value` if no element has its key. Returns whether it did.
+    #[inline]
+    pub(crate) fn try_insert(&self, value: T) -> bool {
+        let guard = self.0.guard();
+        self.0.try_insert(value, (), &guard).is_ok()
+    }
+
+    /// Removes the element under `key` if `pred` holds for it, in one atomic
+    /// step. Returns whether it did.
+    pub(crate) fn remove_if(&self, key: &[u8], mut pred: impl FnMut(&T) -> bool) -> bool {
+        let guard = self.0.guard();
+        matches!(
+            self.0.remove_if(key, |element, ()| pred(element), &guard),
+            Ok(Some(_))
+        )
     }
 }
