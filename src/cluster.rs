@@ -140,8 +140,9 @@ impl Cluster {
     /// When it returns, every replica of the key holds this version or a
     /// newer one, and no membership change can lose it.
     ///
-    /// Cost: one MD5, one binary search over the ring, and one skiplist
-    /// lookup (plus an insert, for a new key) per replica; lock-free.
+    /// Cost: one MD5, one binary search over the ring, and one hash-table
+    /// lookup per replica, plus a hash-table and a skiplist insert per
+    /// replica for a key it did not hold; lock-free.
     pub fn put(&self, key: impl AsRef<[u8]>, value: impl Into<Bytes>) -> Result<Timestamp, Error> {
         let key = key.as_ref();
         let value = value.into();
@@ -220,7 +221,7 @@ impl Cluster {
     /// With [`Config::read_repair`](crate::Config::read_repair) on, replicas found
     /// stale or missing are sent the newest version before it returns.
     ///
-    /// Cost: one MD5, one binary search, one skiplist lookup per replica;
+    /// Cost: one MD5, one binary search, one hash-table lookup per replica;
     /// lock-free.
     pub fn get(&self, key: impl AsRef<[u8]>) -> Result<Option<Bytes>, Error> {
         Ok(self.get_versioned(key)?.and_then(|version| version.value))

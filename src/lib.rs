@@ -60,7 +60,10 @@
 //! # Costs
 //!
 //! A lookup of a key's replicas is one MD5 plus one binary search over the
-//! vnode positions. `put` and `get` add one skiplist operation per replica.
+//! vnode positions. `put` and `get` add one hash-table operation per
+//! replica (a new key also costs one skiplist insert per replica: each
+//! server keeps its entries in a skiplist too, in ring order, for the range
+//! scans of migration).
 //! A value is stored once however many replicas hold it. A membership change
 //! reads only the entries of the ranges that move.
 //!

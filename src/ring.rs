@@ -48,14 +48,70 @@ pub fn ring_position(key: impl AsRef<[u8]>) -> u32 {
 /// The name of a server: a cheap-to-clone, immutable string.
 ///
 /// It compares, orders and hashes like the `str` it holds, so maps keyed by
-/// `ServerId` can be queried with a `&str`.
-#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct ServerId(Arc<str>);
+/// `ServerId` can be queried with a `&str`. An id of up to 22 bytes is
+/// stored inline and cloned by copying it, with no shared count to touch;
+/// a longer one is shared behind an `Arc`.
+#[derive(Clone)]
+pub struct ServerId(IdRepr);
+
+/// Ids up to this long are stored inline.
+const INLINE_ID: usize = 22;
+
+#[derive(Clone)]
+enum IdRepr {
+    Inline { len: u8, bytes: [u8; INLINE_ID] },
+    Shared(Arc<str>),
+}
 
 impl ServerId {
     /// The id as a string slice.
+    #[inline]
     pub fn as_str(&self) -> &str {
-        &self.0
+        match &self.0 {
+            IdRepr::Inline { len, bytes } => std::str::from_utf8(&bytes[..*len as usize])
+                .expect("inline ids are copied whole from a str"),
+            IdRepr::Shared(id) => id,
+        }
+    }
+
+    fn new(id: &str) -> ServerId {
+        if id.len() <= INLINE_ID {
+            let mut bytes = [0u8; INLINE_ID];
+            bytes[..id.len()].copy_from_slice(id.as_bytes());
+            ServerId(IdRepr::Inline {
+                len: id.len() as u8,
+                bytes,
+            })
+        } else {
+            ServerId(IdRepr::Shared(Arc::from(id)))
+        }
+    }
+}
+
+impl PartialEq for ServerId {
+    fn eq(&self, other: &ServerId) -> bool {
+        self.as_str() == other.as_str()
+    }
+}
+
+impl Eq for ServerId {}
+
+impl PartialOrd for ServerId {
+    fn partial_cmp(&self, other: &ServerId) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for ServerId {
+    fn cmp(&self, other: &ServerId) -> std::cmp::Ordering {
+        self.as_str().cmp(other.as_str())
+    }
+}
+
+impl Hash for ServerId {
+    // Hashes as the `str` it borrows as, so lookups by `&str` find it.
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.as_str().hash(state);
     }
 }
 
@@ -63,73 +119,73 @@ impl Deref for ServerId {
     type Target = str;
 
     fn deref(&self) -> &str {
-        &self.0
+        self.as_str()
     }
 }
 
 impl AsRef<str> for ServerId {
     fn as_ref(&self) -> &str {
-        &self.0
+        self.as_str()
     }
 }
 
 impl Borrow<str> for ServerId {
     fn borrow(&self) -> &str {
-        &self.0
+        self.as_str()
     }
 }
 
 impl PartialEq<str> for ServerId {
     fn eq(&self, other: &str) -> bool {
-        &*self.0 == other
+        self.as_str() == other
     }
 }
 
 impl PartialEq<&str> for ServerId {
     fn eq(&self, other: &&str) -> bool {
-        &*self.0 == *other
+        self.as_str() == *other
     }
 }
 
 impl PartialEq<String> for ServerId {
     fn eq(&self, other: &String) -> bool {
-        *self.0 == **other
+        self.as_str() == other.as_str()
     }
 }
 
 impl PartialEq<ServerId> for str {
     fn eq(&self, other: &ServerId) -> bool {
-        self == &*other.0
+        self == other.as_str()
     }
 }
 
 impl PartialEq<ServerId> for &str {
     fn eq(&self, other: &ServerId) -> bool {
-        *self == &*other.0
+        *self == other.as_str()
     }
 }
 
 impl From<&str> for ServerId {
     fn from(id: &str) -> Self {
-        ServerId(Arc::from(id))
+        ServerId::new(id)
     }
 }
 
 impl From<String> for ServerId {
     fn from(id: String) -> Self {
-        ServerId(Arc::from(id))
+        ServerId::new(&id)
     }
 }
 
 impl fmt::Display for ServerId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        f.write_str(self.as_str())
     }
 }
 
 impl fmt::Debug for ServerId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(&*self.0, f)
+        fmt::Debug::fmt(self.as_str(), f)
     }
 }
 
