@@ -15,6 +15,13 @@ use crate::sync::{AtomicU64, Ordering};
 pub struct Timestamp(pub u64);
 
 impl Timestamp {
+    /// The latest timestamp a client may bring, whatever
+    /// [`Config::max_clock_skew`](crate::Config::max_clock_skew) allows:
+    /// 2^63 − 1 µs, about 292 000 years after 1970. Past it the cluster's
+    /// clock could run out of successors, and a later `put` would no longer
+    /// be sure to win, so later timestamps are refused.
+    pub const LATEST: Timestamp = Timestamp(u64::MAX >> 1);
+
     /// The wall-clock time now, in microseconds since the Unix epoch.
     ///
     /// This is not what the cluster stamps writes with (its hybrid logical
@@ -91,10 +98,11 @@ impl Clock {
         Timestamp(self.last.load(Ordering::Relaxed))
     }
 
-    /// The latest timestamp a client may bring: wall time plus `skew`.
+    /// The latest timestamp a client may bring: wall time plus `skew`, and
+    /// never past [`Timestamp::LATEST`].
     pub(crate) fn horizon(skew: Duration) -> Timestamp {
         let skew = u64::try_from(skew.as_micros()).unwrap_or(u64::MAX);
-        Timestamp(wall_micros().saturating_add(skew))
+        Timestamp(wall_micros().saturating_add(skew).min(Timestamp::LATEST.0))
     }
 }
 

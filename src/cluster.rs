@@ -6,7 +6,7 @@ use std::sync::{Arc as StdArc, PoisonError};
 use bytes::Bytes;
 
 use crate::clock::Timestamp;
-use crate::compaction;
+use crate::compaction::{self, Watermark};
 use crate::config::{Config, MAX_SERVERS};
 use crate::error::Error;
 use crate::migration::{Migration, Transition};
@@ -28,7 +28,9 @@ pub struct Stats {
     /// Entries removed by [`Cluster::compact`]: tombstones, and strays the
     /// replicas superseded.
     pub compacted: u64,
-    /// The compaction watermark: client writes at or below it are refused.
+    /// The compaction watermark, the highest cutoff [`Cluster::compact`] ran
+    /// with: client writes at or below it are refused. `Timestamp(0)` before
+    /// the first compaction, when no timestamp is refused.
     pub watermark: Timestamp,
 }
 
@@ -121,7 +123,7 @@ impl Cluster {
         };
         Ok(Cluster {
             shared,
-            snapshot: ArcCell::new(Arc::new(Snapshot::stable(placement, Timestamp(0)))),
+            snapshot: ArcCell::new(Arc::new(Snapshot::stable(placement, Watermark::NONE))),
             membership: Mutex::new(()),
             read_repairs: AtomicU64::new(0),
             membership_changes: AtomicU64::new(0),
@@ -178,7 +180,7 @@ impl Cluster {
         self.shared.check_timestamp(timestamp)?;
 
         let snapshot = self.snapshot.load();
-        self.shared.check_watermark(timestamp, snapshot.watermark)?;
+        snapshot.watermark.check(timestamp)?;
         self.shared.clock.observe(timestamp);
         write(&snapshot, key, Some(value), timestamp);
         Ok(())
@@ -204,7 +206,7 @@ impl Cluster {
         self.shared.check_timestamp(timestamp)?;
 
         let snapshot = self.snapshot.load();
-        self.shared.check_watermark(timestamp, snapshot.watermark)?;
+        snapshot.watermark.check(timestamp)?;
         self.shared.clock.observe(timestamp);
         write(&snapshot, key, None, timestamp);
         Ok(())
@@ -264,7 +266,8 @@ impl Cluster {
         if let (false, Some(version)) = (agree, &newest) {
             // A tombstone at or below the watermark is one compaction may be
             // removing; spreading it again would only undo that work.
-            let compactable = version.is_tombstone() && version.timestamp <= snapshot.watermark;
+            let compactable =
+                version.is_tombstone() && snapshot.watermark.covers(version.timestamp);
             if self.shared.config.read_repair && !compactable {
                 self.repair(&snapshot, &entry_key, version);
             }
@@ -371,7 +374,7 @@ impl Cluster {
 
     /// The current placement and watermark. Only called with the membership
     /// mutex held, when no change is in flight.
-    fn stable(&self) -> (Placement, Timestamp) {
+    fn stable(&self) -> (Placement, Watermark) {
         let snapshot = self.snapshot.load();
         debug_assert!(snapshot.previous.is_none());
         (snapshot.current.clone(), snapshot.watermark)
@@ -427,11 +430,13 @@ impl Cluster {
             .unwrap_or_else(PoisonError::into_inner);
 
         let (placement, watermark) = self.stable();
-        let watermark = watermark.max(older_than);
+        let watermark = watermark.raised_to(older_than);
         // The clock first, then the snapshot: a write that loads the new
         // snapshot is stamped above the watermark (the snapshot's publication
         // orders the clock update before that load).
-        self.shared.clock.observe(watermark);
+        if let Some(cutoff) = watermark.get() {
+            self.shared.clock.observe(cutoff);
+        }
         self.shared.raise_watermark(watermark);
         publish(
             &self.snapshot,
@@ -505,7 +510,7 @@ impl Cluster {
             read_repairs: self.read_repairs.load(Ordering::Relaxed),
             membership_changes: self.membership_changes.load(Ordering::Relaxed),
             compacted: self.compacted.load(Ordering::Relaxed),
-            watermark: self.snapshot.load().watermark,
+            watermark: self.snapshot.load().watermark.get().unwrap_or_default(),
         }
     }
 }

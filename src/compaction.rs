@@ -57,11 +57,64 @@
 
 use std::sync::Arc as StdArc;
 
+use crate::error::Error;
 use crate::snapshot::Placement;
 use crate::store::{position_of, Entry, Server};
 use crate::sync::ArcGuard;
 use crate::version::Versioned;
 use crate::Timestamp;
+
+/// The compaction watermark: the highest cutoff any compaction ran with, or
+/// none before the first. Client writes at or below it are refused.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Watermark(Option<Timestamp>);
+
+impl Watermark {
+    /// No compaction yet: every timestamp is accepted.
+    pub(crate) const NONE: Watermark = Watermark(None);
+
+    /// The watermark after a compaction through `cutoff`; it never goes
+    /// down.
+    pub(crate) fn raised_to(self, cutoff: Timestamp) -> Watermark {
+        Watermark(Some(self.0.map_or(cutoff, |current| current.max(cutoff))))
+    }
+
+    /// Whether a version at `timestamp` is at or below the watermark: a
+    /// write there is refused, and a tombstone there may be being compacted.
+    #[inline]
+    pub(crate) fn covers(self, timestamp: Timestamp) -> bool {
+        self.0.is_some_and(|watermark| timestamp <= watermark)
+    }
+
+    /// Refuses a client write at or below the watermark.
+    #[inline]
+    pub(crate) fn check(self, timestamp: Timestamp) -> Result<(), Error> {
+        match self.0 {
+            Some(watermark) if timestamp <= watermark => Err(Error::TimestampCompacted {
+                timestamp,
+                watermark,
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    /// The cutoff, if a compaction has run.
+    pub(crate) fn get(self) -> Option<Timestamp> {
+        self.0
+    }
+
+    /// The watermark in one word, for an atomic: 0 for none, else the cutoff
+    /// plus one (cutoffs are at most [`Timestamp::LATEST`], so this does not
+    /// overflow).
+    pub(crate) fn encode(self) -> u64 {
+        self.0.map_or(0, |watermark| watermark.0 + 1)
+    }
+
+    /// The inverse of [`Watermark::encode`].
+    pub(crate) fn decode(word: u64) -> Watermark {
+        Watermark(word.checked_sub(1).map(Timestamp))
+    }
+}
 
 /// Removes, on every server of `placement`, the stray entries the key's
 /// replicas supersede, then the tombstones older than `older_than` that

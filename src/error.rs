@@ -27,7 +27,8 @@ pub enum Error {
         max: usize,
     },
     /// A client timestamp is further ahead of wall-clock time than
-    /// [`Config::max_clock_skew`](crate::Config::max_clock_skew) allows.
+    /// [`Config::max_clock_skew`](crate::Config::max_clock_skew) allows, or
+    /// past [`Timestamp::LATEST`].
     TimestampTooFarAhead {
         /// The timestamp the client brought.
         timestamp: Timestamp,
@@ -106,7 +107,7 @@ impl fmt::Display for Error {
             } => write!(
                 f,
                 "timestamp {timestamp} is more than max_clock_skew ({max_skew:?}) ahead of \
-                 wall-clock time (latest accepted: {horizon})"
+                 wall-clock time, or past Timestamp::LATEST (latest accepted: {horizon})"
             ),
             Error::TimestampCompacted {
                 timestamp,

@@ -91,7 +91,7 @@
 
 use std::sync::Arc as StdArc;
 
-use crate::clock::Timestamp;
+use crate::compaction::Watermark;
 use crate::ring::Ring;
 use crate::snapshot::{publish, Placement, Snapshot};
 use crate::store::{Entry, Merge, Server};
@@ -233,7 +233,7 @@ pub(crate) struct Transition<'c> {
     phase: Phase,
     report: Migration,
     /// The compaction watermark, carried into every snapshot published.
-    watermark: Timestamp,
+    watermark: Watermark,
 }
 
 impl<'c> Transition<'c> {
@@ -245,7 +245,7 @@ impl<'c> Transition<'c> {
         old: Placement,
         new: Placement,
         leaving: Option<StdArc<Server>>,
-        watermark: Timestamp,
+        watermark: Watermark,
     ) -> Transition<'c> {
         let moves = plan(&old.ring, &new.ring);
         let transitional = Snapshot {

@@ -8,7 +8,7 @@
 
 use std::sync::Arc as StdArc;
 
-use crate::clock::Timestamp;
+use crate::compaction::Watermark;
 use crate::ring::Ring;
 use crate::store::Server;
 use crate::sync::{wait_until_unique, Arc, ArcCell};
@@ -48,9 +48,9 @@ pub(crate) struct Snapshot {
     pub(crate) current: Placement,
     /// While a change is in flight, the placement it moves away from.
     pub(crate) previous: Option<Placement>,
-    /// Client writes at or below this timestamp are refused: tombstones
-    /// older than it may have been compacted away.
-    pub(crate) watermark: Timestamp,
+    /// Client writes at or below it are refused: tombstones older than it
+    /// may have been compacted away.
+    pub(crate) watermark: Watermark,
     /// A server whose `leave` is finishing (its ranges are being dropped):
     /// no longer read or written, but still found by `Cluster::server`
     /// until `leave` returns.
@@ -58,7 +58,7 @@ pub(crate) struct Snapshot {
 }
 
 impl Snapshot {
-    pub(crate) fn stable(current: Placement, watermark: Timestamp) -> Snapshot {
+    pub(crate) fn stable(current: Placement, watermark: Watermark) -> Snapshot {
         Snapshot {
             current,
             previous: None,

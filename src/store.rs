@@ -61,6 +61,7 @@ use std::sync::Arc as StdArc;
 use bytes::Bytes;
 
 use crate::clock::{Clock, Timestamp};
+use crate::compaction::Watermark;
 use crate::config::Config;
 use crate::error::Error;
 use crate::ring::{ring_position, ServerId};
@@ -72,8 +73,9 @@ use crate::version::Versioned;
 pub(crate) struct Shared {
     pub(crate) config: Config,
     pub(crate) clock: Clock,
-    /// The compaction watermark, for [`Server::apply`], which does not load
-    /// a ring snapshot. The data path reads the snapshot's copy instead.
+    /// The compaction watermark ([`Watermark::encode`]d), for
+    /// [`Server::apply`], which does not load a ring snapshot. The data path
+    /// reads the snapshot's copy instead.
     watermark: AtomicU64,
     /// The version a slot holds once compaction has claimed it for removal.
     /// Only its address matters: it is never read as a version.
@@ -85,7 +87,7 @@ impl Shared {
         Shared {
             config,
             clock: Clock::new(),
-            watermark: AtomicU64::new(0),
+            watermark: AtomicU64::new(Watermark::NONE.encode()),
             retired: Arc::new(Versioned {
                 timestamp: Timestamp(u64::MAX),
                 value: None,
@@ -94,30 +96,16 @@ impl Shared {
     }
 
     /// The compaction watermark as [`Server::apply`] sees it.
-    pub(crate) fn watermark(&self) -> Timestamp {
+    pub(crate) fn watermark(&self) -> Watermark {
         // Pairs with the `Release` store in `raise_watermark`: an `apply`
         // that sees the new watermark also sees the clock moved past it.
-        Timestamp(self.watermark.load(Ordering::Acquire))
+        Watermark::decode(self.watermark.load(Ordering::Acquire))
     }
 
     /// Raises the watermark seen by [`Server::apply`] to at least `to`.
-    pub(crate) fn raise_watermark(&self, to: Timestamp) {
-        self.watermark.fetch_max(to.0, Ordering::Release);
-    }
-
-    /// Refuses a client timestamp at or below the compaction watermark.
-    pub(crate) fn check_watermark(
-        &self,
-        timestamp: Timestamp,
-        watermark: Timestamp,
-    ) -> Result<(), Error> {
-        if timestamp <= watermark {
-            return Err(Error::TimestampCompacted {
-                timestamp,
-                watermark,
-            });
-        }
-        Ok(())
+    /// (The encoding preserves order, so `fetch_max` raises it.)
+    pub(crate) fn raise_watermark(&self, to: Watermark) {
+        self.watermark.fetch_max(to.encode(), Ordering::Release);
     }
 
     /// Refuses a key longer than the configured limit.
@@ -263,8 +251,8 @@ impl SlotKey {
     }
 }
 
-/// A shared reference to a [`Slot`] that compares, orders and hashes as the
-/// slot's entry key, so either index can be searched with a borrowed `[u8]`.
+/// A shared reference to a [`Slot`] that compares and hashes as the slot's
+/// entry key, so the hash index can be searched with a borrowed `[u8]`.
 ///
 /// The count is `std`'s in both builds: it only decides when the slot's
 /// memory is freed, and nothing in the protocol reads it.
@@ -308,18 +296,6 @@ impl PartialEq for SlotRef {
 
 impl Eq for SlotRef {}
 
-impl PartialOrd for SlotRef {
-    fn partial_cmp(&self, other: &SlotRef) -> Option<std::cmp::Ordering> {
-        Some(self.cmp(other))
-    }
-}
-
-impl Ord for SlotRef {
-    fn cmp(&self, other: &SlotRef) -> std::cmp::Ordering {
-        self.0.key().cmp(other.0.key())
-    }
-}
-
 impl Hash for SlotRef {
     // Must hash as the `[u8]` it borrows as, so lookups by `[u8]` find it.
     fn hash<H: Hasher>(&self, state: &mut H) {
@@ -327,14 +303,88 @@ impl Hash for SlotRef {
     }
 }
 
+/// A slot as the ordered index holds it: the key's ring position beside the
+/// pointer to the slot.
+///
+/// A skiplist search compares the element at every node it passes; with the
+/// position inline it decides on the position alone, and follows the
+/// pointer to compare key bytes only when two keys share a position. That
+/// saves a cache miss per node visited, at 8 bytes per entry.
+///
+/// `slot` is `None` only in a *probe*, which orders before every key at its
+/// position and is used to start or end a range scan; the index never holds
+/// a probe.
+#[derive(Clone)]
+pub(crate) struct RingSlot {
+    position: u32,
+    slot: Option<SlotRef>,
+}
+
+impl RingSlot {
+    fn new(slot: SlotRef) -> RingSlot {
+        RingSlot {
+            position: position_of(slot.key()),
+            slot: Some(slot),
+        }
+    }
+
+    /// The probe that orders before every key at `position`.
+    fn before(position: u32) -> RingSlot {
+        RingSlot {
+            position,
+            slot: None,
+        }
+    }
+
+    /// The slot of an element of the index (never a probe).
+    #[inline]
+    fn slot(&self) -> &SlotRef {
+        self.slot
+            .as_ref()
+            .expect("the ordered index holds slots, never probes")
+    }
+}
+
+impl PartialEq for RingSlot {
+    fn eq(&self, other: &RingSlot) -> bool {
+        self.cmp(other) == std::cmp::Ordering::Equal
+    }
+}
+
+impl Eq for RingSlot {}
+
+impl PartialOrd for RingSlot {
+    fn partial_cmp(&self, other: &RingSlot) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for RingSlot {
+    /// Entry-key order: (position, key bytes), a probe first at its position.
+    #[inline]
+    fn cmp(&self, other: &RingSlot) -> std::cmp::Ordering {
+        self.position
+            .cmp(&other.position)
+            .then_with(|| match (&self.slot, &other.slot) {
+                (Some(mine), Some(theirs)) => mine.key().cmp(theirs.key()),
+                (mine, theirs) => mine.is_some().cmp(&theirs.is_some()),
+            })
+    }
+}
+
 /// A handle on one entry of a server, from a scan in ring order.
-pub(crate) struct Entry<'a>(SetEntry<'a, SlotRef>);
+pub(crate) struct Entry<'a>(SetEntry<'a, RingSlot>);
 
 impl Entry<'_> {
     /// The entry key: position, then key bytes.
     #[inline]
     pub(crate) fn key(&self) -> &[u8] {
-        self.0.value().key()
+        self.slot().key()
+    }
+
+    #[inline]
+    fn slot(&self) -> &SlotRef {
+        self.0.value().slot()
     }
 }
 
@@ -382,7 +432,7 @@ impl Slot {
 pub struct Server {
     id: ServerId,
     /// Every slot, in entry-key order: for range scans.
-    ordered: OrderedSet<SlotRef>,
+    ordered: OrderedSet<RingSlot>,
     /// Every slot, hashed by entry key: for point operations. It decides
     /// which slot a key has; see the module docs.
     index: PointIndex<SlotRef>,
@@ -443,8 +493,7 @@ impl Server {
             self.shared.check_value(value)?;
         }
         self.shared.check_timestamp(version.timestamp)?;
-        self.shared
-            .check_watermark(version.timestamp, self.shared.watermark())?;
+        self.shared.watermark().check(version.timestamp)?;
 
         self.shared.clock.observe(version.timestamp);
         let entry_key = EntryKey::new(ring_position(key), key);
@@ -489,7 +538,7 @@ impl Server {
     /// The version an entry holds, unless it has been retired.
     #[inline]
     pub(crate) fn live(&self, entry: &Entry<'_>) -> Option<ArcGuard<Versioned>> {
-        self.live_slot(entry.0.value())
+        self.live_slot(entry.slot())
     }
 
     /// The current version under `entry_key`.
@@ -536,8 +585,10 @@ impl Server {
     /// Links a slot the hash index already holds into the skiplist.
     fn link(&self, fresh: SlotRef) {
         loop {
-            let entry = self.ordered.get_or_insert(SlotRef::clone(&fresh));
-            if entry.value().ptr_eq(&fresh) {
+            let entry = self
+                .ordered
+                .get_or_insert(RingSlot::new(SlotRef::clone(&fresh)));
+            if entry.value().slot().ptr_eq(&fresh) {
                 return;
             }
             // The node of a retired slot whose unlinking another thread has
@@ -552,8 +603,8 @@ impl Server {
     /// this very slot. Any thread may call it, any number of times.
     fn unlink(&self, slot: &SlotRef) {
         self.index.remove_if(slot.key(), |held| held.ptr_eq(slot));
-        if let Some(entry) = self.ordered.get(slot.key()) {
-            if entry.value().ptr_eq(slot) {
+        if let Some(entry) = self.ordered.get(&RingSlot::new(SlotRef::clone(slot))) {
+            if entry.value().slot().ptr_eq(slot) {
                 entry.remove();
             }
         }
@@ -580,7 +631,7 @@ impl Server {
     /// entries no operation reads or writes any more (a migration's drop).
     /// Returns whether this call retired it.
     pub(crate) fn discard(&self, entry: &Entry<'_>) -> bool {
-        let slot = entry.0.value();
+        let slot = entry.slot();
         let retired = &self.shared.retired;
         loop {
             let current = slot.version.load();
@@ -608,8 +659,8 @@ impl Server {
         start: u32,
         end: Option<u32>,
     ) -> impl Iterator<Item = Entry<'_>> + '_ {
-        let end = end.map(|end| Box::from(end.to_be_bytes()));
-        self.ordered.range(&start.to_be_bytes(), end).map(Entry)
+        let end = end.map(RingSlot::before);
+        self.ordered.range(&RingSlot::before(start), end).map(Entry)
     }
 
     /// Removes every entry, for a server that has left the cluster.

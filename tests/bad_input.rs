@@ -611,3 +611,80 @@ fn compaction_too_far_ahead_is_refused_and_changes_nothing() {
     assert_eq!(state(&cluster), before);
     assert_eq!(cluster.stats().watermark, Timestamp(0));
 }
+
+#[test]
+fn timestamps_past_latest_are_refused_whatever_the_skew() {
+    // With an unbounded skew, only `Timestamp::LATEST` bounds client
+    // timestamps, so the clock always has successors to issue.
+    let config = Config {
+        max_clock_skew: Duration::MAX,
+        ..config()
+    };
+    let cluster = Cluster::new(config, ["s0", "s1", "s2", "s3"]).unwrap();
+    let before = state(&cluster);
+    let past_latest = Timestamp(Timestamp::LATEST.0 + 1);
+    for timestamp in [past_latest, Timestamp(u64::MAX)] {
+        let errors = [
+            cluster.put_at(key(1), "v", timestamp).unwrap_err(),
+            cluster.delete_at(key(1), timestamp).unwrap_err(),
+            cluster.compact(timestamp).unwrap_err(),
+            apply_on(
+                &cluster,
+                key(1).as_bytes(),
+                Versioned {
+                    timestamp,
+                    value: None,
+                },
+            )
+            .unwrap_err(),
+        ];
+        for error in errors {
+            assert_eq!(
+                error,
+                Error::TimestampTooFarAhead {
+                    timestamp,
+                    horizon: Timestamp::LATEST,
+                    max_skew: Duration::MAX,
+                }
+            );
+            assert_mentions(&error, &[&timestamp.0.to_string(), "Timestamp::LATEST"]);
+        }
+    }
+    assert_eq!(state(&cluster), before, "a refused write changed something");
+
+    // The latest accepted timestamp still leaves the clock room: a later
+    // clock-stamped put wins over it.
+    cluster.put_at(key(1), "latest", Timestamp::LATEST).unwrap();
+    let after = cluster.put(key(1), "after").unwrap();
+    assert!(after > Timestamp::LATEST);
+    assert_eq!(cluster.get(key(1)).unwrap().as_deref(), Some(&b"after"[..]));
+}
+
+#[test]
+fn timestamp_zero_is_accepted_before_any_compaction() {
+    // The watermark refuses writes only once a compaction has run; before
+    // that, every timestamp within the skew is a valid client timestamp.
+    let cluster = Cluster::new(config(), ["s0", "s1", "s2"]).unwrap();
+    cluster.put_at(key(1), "zero", Timestamp(0)).unwrap();
+    assert_eq!(cluster.get(key(1)).unwrap().as_deref(), Some(&b"zero"[..]));
+    cluster.delete_at(key(2), Timestamp(0)).unwrap();
+    let version = Versioned {
+        timestamp: Timestamp(0),
+        value: Some(Bytes::from_static(b"applied")),
+    };
+    assert_eq!(
+        cluster.server("s0").unwrap().apply(key(3), version),
+        Ok(true)
+    );
+    assert_eq!(cluster.stats().watermark, Timestamp(0));
+
+    // A compaction through 0 then makes 0 a refused timestamp.
+    cluster.compact(Timestamp(0)).unwrap();
+    assert_eq!(
+        cluster.put_at(key(1), "late", Timestamp(0)),
+        Err(Error::TimestampCompacted {
+            timestamp: Timestamp(0),
+            watermark: Timestamp(0),
+        })
+    );
+}

@@ -112,7 +112,7 @@ mutants = [
   """                    SlotMerge::Won => Some(Merge::Replaced),""",
   """                    SlotMerge::Won => {
                         self.index.remove_if(slot.key(), |held| held.ptr_eq(slot));
-                        if let Some(entry) = self.ordered.get(slot.key()) {
+                        if let Some(entry) = self.ordered.get(&RingSlot::new(SlotRef::clone(slot))) {
                             entry.remove();
                         }
                         let fresh = SlotRef::new(entry_key, Arc::clone(version));
@@ -151,7 +151,7 @@ mutants += [
                     return false;
                 }
                 self.index.remove_if(slot.key(), |held| held.ptr_eq(slot));
-                if let Some(entry) = self.ordered.get(slot.key()) {
+                if let Some(entry) = self.ordered.get(&RingSlot::new(SlotRef::clone(slot))) {
                     entry.remove();
                 }
                 true"""),

@@ -65,47 +65,40 @@ struct Node<T> {
 /// step so other threads interleave between the steps of a scan.
 pub(crate) struct OrderedSet<T>(Mutex<Nodes<T>>);
 
-type Nodes<T> = BTreeMap<Box<[u8]>, Arc<Node<T>>>;
+type Nodes<T> = BTreeMap<T, Arc<Node<T>>>;
 
 /// A handle on one element; it stays readable after the element is removed.
 pub(crate) struct SetEntry<'a, T> {
     set: &'a OrderedSet<T>,
-    key: Box<[u8]>,
     node: Arc<Node<T>>,
 }
 
-impl<T: Borrow<[u8]>> OrderedSet<T> {
+impl<T: Ord + Clone> OrderedSet<T> {
     pub(crate) fn new() -> Self {
         Self(Mutex::new(BTreeMap::new()))
     }
 
     fn entry(&self, node: Arc<Node<T>>) -> SetEntry<'_, T> {
-        let key = Box::from(node.value.borrow());
-        SetEntry {
-            set: self,
-            key,
-            node,
-        }
+        SetEntry { set: self, node }
     }
 
-    pub(crate) fn get(&self, key: &[u8]) -> Option<SetEntry<'_, T>> {
-        let node = self.0.lock().unwrap().get(key).cloned();
+    pub(crate) fn get(&self, probe: &T) -> Option<SetEntry<'_, T>> {
+        let node = self.0.lock().unwrap().get(probe).cloned();
         node.map(|node| self.entry(node))
     }
 
-    /// Inserts `value` unless an element with its key is there; either way,
-    /// returns the element now under the key.
+    /// Inserts `value` unless an element equal to it is there; either way,
+    /// returns the element now in the set.
     pub(crate) fn get_or_insert(&self, value: T) -> SetEntry<'_, T> {
-        let key: Box<[u8]> = Box::from(value.borrow());
         let mut set = self.0.lock().unwrap();
-        let node = match set.get(&key) {
+        let node = match set.get(&value) {
             Some(existing) => Arc::clone(existing),
             None => {
                 let node = Arc::new(Node {
-                    value,
+                    value: value.clone(),
                     removed: AtomicBool::new(false),
                 });
-                set.insert(key, Arc::clone(&node));
+                set.insert(value, Arc::clone(&node));
                 node
             }
         };
@@ -116,20 +109,20 @@ impl<T: Borrow<[u8]>> OrderedSet<T> {
     /// One element per step, the mutex released in between: not a snapshot.
     pub(crate) fn range(
         &self,
-        start: &[u8],
-        end: Option<Box<[u8]>>,
+        start: &T,
+        end: Option<T>,
     ) -> impl Iterator<Item = SetEntry<'_, T>> + '_ {
-        let start: Box<[u8]> = Box::from(start);
-        let mut after: Option<Box<[u8]>> = None;
+        let start = start.clone();
+        let mut after: Option<T> = None;
         std::iter::from_fn(move || {
             let set = self.0.lock().unwrap();
             let lower = match &after {
-                Some(key) => Bound::Excluded(&**key),
-                None => Bound::Included(&*start),
+                Some(element) => Bound::Excluded(element),
+                None => Bound::Included(&start),
             };
-            let upper = end.as_deref().map_or(Bound::Unbounded, Bound::Excluded);
-            let (key, node) = set.range::<[u8], _>((lower, upper)).next()?;
-            after = Some(key.clone());
+            let upper = end.as_ref().map_or(Bound::Unbounded, Bound::Excluded);
+            let (element, node) = set.range::<T, _>((lower, upper)).next()?;
+            after = Some(element.clone());
             let node = Arc::clone(node);
             drop(set);
             Some(self.entry(node))
@@ -137,7 +130,16 @@ impl<T: Borrow<[u8]>> OrderedSet<T> {
     }
 
     pub(crate) fn iter(&self) -> impl Iterator<Item = SetEntry<'_, T>> + '_ {
-        self.range(&[], None)
+        let mut after: Option<T> = None;
+        std::iter::from_fn(move || {
+            let set = self.0.lock().unwrap();
+            let lower = after.as_ref().map_or(Bound::Unbounded, Bound::Excluded);
+            let (element, node) = set.range::<T, _>((lower, Bound::Unbounded)).next()?;
+            after = Some(element.clone());
+            let node = Arc::clone(node);
+            drop(set);
+            Some(self.entry(node))
+        })
     }
 
     pub(crate) fn len(&self) -> usize {
@@ -145,7 +147,7 @@ impl<T: Borrow<[u8]>> OrderedSet<T> {
     }
 }
 
-impl<T> SetEntry<'_, T> {
+impl<T: Ord> SetEntry<'_, T> {
     pub(crate) fn value(&self) -> &T {
         &self.node.value
     }
@@ -153,10 +155,10 @@ impl<T> SetEntry<'_, T> {
     pub(crate) fn remove(&self) -> bool {
         let mut set = self.set.0.lock().unwrap();
         let linked = set
-            .get(&self.key)
+            .get(&self.node.value)
             .is_some_and(|node| Arc::ptr_eq(node, &self.node));
         if linked {
-            set.remove(&self.key);
+            set.remove(&self.node.value);
             self.node.removed.store(true, Ordering::Release);
         }
         linked

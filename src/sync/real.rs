@@ -51,22 +51,22 @@ impl<T> ArcCell<T> {
     }
 }
 
-/// An ordered concurrent set of `T`, each found by the bytes it borrows as:
-/// [`crossbeam_skiplist::SkipSet`].
+/// An ordered concurrent set of `T`: [`crossbeam_skiplist::SkipSet`].
 pub(crate) struct OrderedSet<T>(crossbeam_skiplist::SkipSet<T>);
 
 /// A handle on one element of an [`OrderedSet`]; it stays readable after the
 /// element is removed.
 pub(crate) struct SetEntry<'a, T>(crossbeam_skiplist::set::Entry<'a, T>);
 
-impl<T: Ord + Borrow<[u8]> + Send + 'static> OrderedSet<T> {
+impl<T: Ord + Send + 'static> OrderedSet<T> {
     pub(crate) fn new() -> Self {
         Self(crossbeam_skiplist::SkipSet::new())
     }
 
+    /// The element equal to `probe`.
     #[inline]
-    pub(crate) fn get(&self, key: &[u8]) -> Option<SetEntry<'_, T>> {
-        self.0.get(key).map(SetEntry)
+    pub(crate) fn get(&self, probe: &T) -> Option<SetEntry<'_, T>> {
+        self.0.get(probe).map(SetEntry)
     }
 
     /// The element equal to `value`, inserting `value` first if there is none.
@@ -74,8 +74,9 @@ impl<T: Ord + Borrow<[u8]> + Send + 'static> OrderedSet<T> {
         SetEntry(self.0.get_or_insert(value))
     }
 
-    /// Elements with `start <= key < end`, in key order. Not a snapshot:
-    /// elements inserted or removed meanwhile may or may not be seen.
+    /// Elements with `start <= element < end` (`None`: no upper bound), in
+    /// order. Not a snapshot: elements inserted or removed meanwhile may or
+    /// may not be seen.
     ///
     /// Walks with `lower_bound` and `Entry::next` rather than `SkipSet::range`:
     /// in crossbeam-skiplist 0.1.3 the `Range` iterator keeps a reference on
@@ -84,16 +85,13 @@ impl<T: Ord + Borrow<[u8]> + Send + 'static> OrderedSet<T> {
     /// not released). Entry handles release theirs when dropped.
     pub(crate) fn range(
         &self,
-        start: &[u8],
-        end: Option<Box<[u8]>>,
+        start: &T,
+        end: Option<T>,
     ) -> impl Iterator<Item = SetEntry<'_, T>> + '_ {
         let mut next = self.0.lower_bound(Bound::Included(start));
         std::iter::from_fn(move || {
             let entry = next.take()?;
-            if end
-                .as_deref()
-                .is_some_and(|end| entry.value().borrow() >= end)
-            {
+            if end.as_ref().is_some_and(|end| entry.value() >= end) {
                 return None;
             }
             next = entry.next();
@@ -101,9 +99,14 @@ impl<T: Ord + Borrow<[u8]> + Send + 'static> OrderedSet<T> {
         })
     }
 
-    /// Every element, in key order; see [`OrderedSet::range`].
+    /// Every element, in order; see [`OrderedSet::range`].
     pub(crate) fn iter(&self) -> impl Iterator<Item = SetEntry<'_, T>> + '_ {
-        self.range(&[], None)
+        let mut next = self.0.front();
+        std::iter::from_fn(move || {
+            let entry = next.take()?;
+            next = entry.next();
+            Some(SetEntry(entry))
+        })
     }
 
     /// Number of elements; approximate while inserts and removals race it.

@@ -102,9 +102,10 @@ impl Setup {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum At {
     /// `Timestamp(n)`: far in the past, valid until a compaction passes it
-    /// (0 is always at or below the watermark).
+    /// (0 is valid only before the first compaction).
     Past(u16),
-    /// The watermark plus `n`; 0 is at the watermark and refused.
+    /// The watermark (0 before any compaction) plus `n`; 0 is at the
+    /// watermark, refused once a compaction ran.
     AboveWatermark(u16),
     /// The clock's latest timestamp plus one, minus `n`: 1 ties with the
     /// latest clock-stamped write, 0 is after every write so far.
@@ -268,7 +269,8 @@ pub(crate) struct Model {
     ring: Vec<Vnode>,
     /// Servers that left, in the order they left (handles stay usable).
     departed: Vec<Contents>,
-    watermark: Timestamp,
+    /// The highest cutoff `compact` ran with; `None` before the first.
+    watermark: Option<Timestamp>,
     /// The clock's latest issued or observed timestamp.
     last: Timestamp,
     read_repairs: u64,
@@ -292,7 +294,7 @@ impl Model {
             ring: vnodes_of(&ids, setup.vnodes),
             servers: ids.into_iter().map(|id| (id, Contents::new())).collect(),
             departed: Vec::new(),
-            watermark: Timestamp(0),
+            watermark: None,
             last: Timestamp(0),
             read_repairs: 0,
             membership_changes: 0,
@@ -312,8 +314,16 @@ impl Model {
         &self.departed
     }
 
+    /// The watermark as `Stats` reports it: `Timestamp(0)` before any
+    /// compaction.
     pub(crate) fn watermark(&self) -> Timestamp {
+        self.watermark.unwrap_or(Timestamp(0))
+    }
+
+    /// Whether `timestamp` is at or below the watermark of a compaction.
+    fn below_watermark(&self, timestamp: Timestamp) -> bool {
         self.watermark
+            .is_some_and(|watermark| timestamp <= watermark)
     }
 
     pub(crate) fn last(&self) -> Timestamp {
@@ -346,11 +356,13 @@ impl Model {
         Ok(())
     }
 
-    /// The horizon is wall-clock time plus the skew, read now; the runner
-    /// compares the crate's horizon with a tolerance.
+    /// The horizon is wall-clock time plus the skew, read now, and never
+    /// past `Timestamp::LATEST`; the runner compares the crate's horizon
+    /// with a tolerance.
     fn check_ahead(&self, timestamp: Timestamp) -> Result<(), Error> {
         let skew = self.config.max_clock_skew;
-        let horizon = Timestamp(Timestamp::wall().0 + skew.as_micros() as u64);
+        let horizon =
+            Timestamp((Timestamp::wall().0 + skew.as_micros() as u64).min(Timestamp::LATEST.0));
         if timestamp > horizon {
             return Err(Error::TimestampTooFarAhead {
                 timestamp,
@@ -362,13 +374,13 @@ impl Model {
     }
 
     fn check_watermark(&self, timestamp: Timestamp) -> Result<(), Error> {
-        if timestamp <= self.watermark {
-            return Err(Error::TimestampCompacted {
+        match self.watermark {
+            Some(watermark) if timestamp <= watermark => Err(Error::TimestampCompacted {
                 timestamp,
-                watermark: self.watermark,
-            });
+                watermark,
+            }),
+            _ => Ok(()),
         }
-        Ok(())
     }
 
     // --- The data path. ---
@@ -425,7 +437,7 @@ impl Model {
             .fold(None, |best, id| newer(best, self.servers[id].get(key)));
 
         if let Some(version) = &newest {
-            let compactable = version.is_tombstone() && version.timestamp <= self.watermark;
+            let compactable = version.is_tombstone() && self.below_watermark(version.timestamp);
             if self.config.read_repair && !compactable {
                 for id in &list {
                     let replica = self.servers.get_mut(id).expect("a listed server");
@@ -570,8 +582,9 @@ impl Model {
     /// replicas.
     pub(crate) fn compact(&mut self, older_than: Timestamp) -> Result<u64, Error> {
         self.check_ahead(older_than)?;
-        self.watermark = self.watermark.max(older_than);
-        self.last = self.last.max(self.watermark);
+        let watermark = self.watermark.map_or(older_than, |w| w.max(older_than));
+        self.watermark = Some(watermark);
+        self.last = self.last.max(watermark);
 
         let mut removed = 0;
         let strays: Vec<(String, Vec<u8>)> = self
@@ -949,7 +962,7 @@ impl Run {
             "{what}: membership_changes"
         );
         assert_eq!(stats.compacted, model.compacted, "{what}: compacted");
-        assert_eq!(stats.watermark, model.watermark, "{what}: watermark");
+        assert_eq!(stats.watermark, model.watermark(), "{what}: watermark");
         assert_eq!(cluster.last_timestamp(), model.last, "{what}: clock");
 
         for key in KEYS {
