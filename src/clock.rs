@@ -33,9 +33,11 @@ impl Timestamp {
     }
 }
 
+/// The number of microseconds, as for a `u64` (so `Timestamp(7)` displays as
+/// `7`); error messages add the unit.
 impl fmt::Display for Timestamp {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}µs", self.0)
+        fmt::Display::fmt(&self.0, f)
     }
 }
 

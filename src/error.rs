@@ -106,16 +106,16 @@ impl fmt::Display for Error {
                 max_skew,
             } => write!(
                 f,
-                "timestamp {timestamp} is more than max_clock_skew ({max_skew:?}) ahead of \
-                 wall-clock time, or past Timestamp::LATEST (latest accepted: {horizon})"
+                "timestamp {timestamp} µs is more than max_clock_skew ({max_skew:?}) ahead of \
+                 wall-clock time, or past Timestamp::LATEST (latest accepted: {horizon} µs)"
             ),
             Error::TimestampCompacted {
                 timestamp,
                 watermark,
             } => write!(
                 f,
-                "timestamp {timestamp} is at or below the compaction watermark {watermark}; \
-                 writes that old could bring compacted deletes back"
+                "timestamp {timestamp} µs is at or below the compaction watermark \
+                 {watermark} µs; writes that old could bring compacted deletes back"
             ),
             Error::ZeroVnodes => f.write_str("vnodes is 0; every server needs at least one"),
             Error::TooManyVnodes { vnodes, max } => {

@@ -733,3 +733,10 @@ fn servers_lists_ids_sorted_and_server_finds_each() {
     assert!(cluster.server("d").is_none());
     assert!(cluster.server("").is_none());
 }
+
+#[test]
+fn a_timestamp_displays_as_its_microseconds() {
+    assert_eq!(Timestamp(7).to_string(), "7");
+    assert_eq!(Timestamp(u64::MAX).to_string(), u64::MAX.to_string());
+    assert_eq!(format!("{:>4}", Timestamp(7)), "   7");
+}
