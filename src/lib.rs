@@ -79,6 +79,7 @@ mod cluster;
 mod compaction;
 mod config;
 mod error;
+mod key_hash;
 mod migration;
 mod ring;
 mod snapshot;

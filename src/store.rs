@@ -64,6 +64,7 @@ use crate::clock::{Clock, Timestamp};
 use crate::compaction::Watermark;
 use crate::config::Config;
 use crate::error::Error;
+use crate::key_hash::KeyHashing;
 use crate::ring::{ring_position, ServerId};
 use crate::sync::{Arc, ArcCell, ArcGuard, AtomicU64, OrderedSet, Ordering, PointIndex, SetEntry};
 use crate::version::Versioned;
@@ -435,7 +436,7 @@ pub struct Server {
     ordered: OrderedSet<RingSlot>,
     /// Every slot, hashed by entry key: for point operations. It decides
     /// which slot a key has; see the module docs.
-    index: PointIndex<SlotRef>,
+    index: PointIndex<SlotRef, KeyHashing>,
     shared: StdArc<Shared>,
 }
 
@@ -444,7 +445,7 @@ impl Server {
         Server {
             id,
             ordered: OrderedSet::new(),
-            index: PointIndex::new(),
+            index: PointIndex::with_hasher(KeyHashing::new()),
             shared,
         }
     }

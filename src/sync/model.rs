@@ -6,6 +6,7 @@
 
 use std::borrow::Borrow;
 use std::collections::{BTreeMap, HashMap};
+use std::hash::BuildHasher;
 use std::ops::{Bound, Deref};
 
 pub(crate) use loom::sync::atomic::{fence, AtomicBool, AtomicU64, Ordering};
@@ -167,11 +168,11 @@ impl<T: Ord> SetEntry<'_, T> {
 
 /// Stand-in for the papaya hash index: a `HashMap` behind a loom mutex, one
 /// step per operation, each operation linearizable as papaya's are.
-pub(crate) struct PointIndex<T>(Mutex<HashMap<Box<[u8]>, T>>);
+pub(crate) struct PointIndex<T, S>(Mutex<HashMap<Box<[u8]>, T, S>>);
 
-impl<T: Clone + Borrow<[u8]>> PointIndex<T> {
-    pub(crate) fn new() -> Self {
-        Self(Mutex::new(HashMap::new()))
+impl<T: Clone + Borrow<[u8]>, S: BuildHasher> PointIndex<T, S> {
+    pub(crate) fn with_hasher(hashing: S) -> Self {
+        Self(Mutex::new(HashMap::with_hasher(hashing)))
     }
 
     /// Runs `f` on a clone of the element under `key`, after releasing the

@@ -1,7 +1,7 @@
 //! The primitives of a normal build: thin wrappers with no cost of their own.
 
 use std::borrow::Borrow;
-use std::hash::Hash;
+use std::hash::{BuildHasher, Hash};
 use std::ops::Bound;
 
 pub(crate) use std::sync::atomic::{fence, AtomicU64, Ordering};
@@ -130,11 +130,11 @@ impl<T: Ord + Send + 'static> SetEntry<'_, T> {
 /// A concurrent hash set of `T`, each found by the bytes it borrows as:
 /// [`papaya::HashMap`] (with unit values, for its conditional operations).
 /// Lock-free for lookups and for inserts and removals.
-pub(crate) struct PointIndex<T>(papaya::HashMap<T, ()>);
+pub(crate) struct PointIndex<T, S>(papaya::HashMap<T, (), S>);
 
-impl<T: Hash + Eq + Borrow<[u8]> + Send + Sync> PointIndex<T> {
-    pub(crate) fn new() -> Self {
-        Self(papaya::HashMap::new())
+impl<T: Hash + Eq + Borrow<[u8]> + Send + Sync, S: BuildHasher> PointIndex<T, S> {
+    pub(crate) fn with_hasher(hashing: S) -> Self {
+        Self(papaya::HashMap::with_hasher(hashing))
     }
 
     /// Runs `f` on the element under `key`, if any. The element may be removed
