@@ -399,7 +399,7 @@ fn join_racing_leave() {
 /// first. Compaction claims a slot before unlinking its node, so a put
 /// cannot be merged into a node on its way out.
 ///
-/// Explored: preemption bound 3, 1 264 executions (measured with `--nocapture`).
+/// Explored: preemption bound 3, 1 262 executions (measured with `--nocapture`).
 #[test]
 fn put_racing_compaction() {
     model("put_racing_compaction", Some(3), || {
