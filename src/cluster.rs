@@ -262,7 +262,6 @@ impl Cluster {
             }
         });
 
-        let newest = newest.map(|guard| Arc::clone(&guard));
         if let (false, Some(version)) = (agree, &newest) {
             // A tombstone at or below the watermark is one compaction may be
             // removing; spreading it again would only undo that work.
