@@ -128,7 +128,7 @@ fn put_racing_join() {
 /// second replica can cover a gap): the get returns the old or the new value,
 /// never `None`.
 ///
-/// Explored: exhaustive (no preemption bound), 1 511 executions (measured with `--nocapture`).
+/// Explored: exhaustive (no preemption bound), 697 executions (measured with `--nocapture`).
 #[test]
 fn overwrite_racing_get() {
     model("overwrite_racing_get", None, || {
@@ -147,7 +147,7 @@ fn overwrite_racing_get() {
 /// Model 4a: a get racing a join that moves the key, written (twice) before: never
 /// `None`, never the older value.
 ///
-/// Explored: preemption bound 3, 166 executions (measured with `--nocapture`).
+/// Explored: preemption bound 3, 148 executions (measured with `--nocapture`).
 #[test]
 fn get_racing_join() {
     let key = key_where((&["a", "b"], 1, 1), (&["a", "b", "c"], 1, 1), |_, new| {
@@ -167,7 +167,7 @@ fn get_racing_join() {
 /// Model 4b: a get racing the leave of the key's replica, on a key written (twice)
 /// before: never `None`, never the older value.
 ///
-/// Explored: preemption bound 3, 203 executions (measured with `--nocapture`).
+/// Explored: preemption bound 3, 181 executions (measured with `--nocapture`).
 #[test]
 fn get_racing_leave() {
     let key = key_where((&["a", "b"], 1, 1), (&["b"], 1, 1), |old, _| {
@@ -189,7 +189,7 @@ fn get_racing_leave() {
 /// after a lost message). The migration must merge from every old replica,
 /// so neither the racing get nor a later one returns the older version.
 ///
-/// Explored: preemption bound 3, 525 executions (measured with `--nocapture`).
+/// Explored: preemption bound 3, 487 executions (measured with `--nocapture`).
 #[test]
 fn get_racing_leave_of_the_only_newest_replica() {
     let servers = ["a", "b", "c"];
@@ -227,7 +227,7 @@ fn get_racing_leave_of_the_only_newest_replica() {
 /// must hand the leaving replica's entries to the replica that stays, so
 /// neither the racing get nor a later one returns the older version.
 ///
-/// Explored: preemption bound 3, 279 executions (measured with `--nocapture`).
+/// Explored: preemption bound 3, 253 executions (measured with `--nocapture`).
 #[test]
 fn get_racing_leave_below_r_of_the_only_newest_replica() {
     model(
@@ -257,7 +257,7 @@ fn get_racing_leave_below_r_of_the_only_newest_replica() {
 /// third thread reads twice. The second read never returns an older version
 /// than the first (and neither returns `None`).
 ///
-/// Explored: preemption bound 3, 23 161 executions (measured with `--nocapture`).
+/// Explored: preemption bound 3, 19 873 executions (measured with `--nocapture`).
 #[test]
 fn monotonic_reads_across_leave() {
     let key = key_where((&["a", "b"], 1, 1), (&["b"], 1, 1), |old, _| {
@@ -459,7 +459,7 @@ fn old_write_racing_compaction() {
 /// remove the stray before the tombstone that supersedes it, or the deleted
 /// key comes back.
 ///
-/// Explored: preemption bound 3, 163 executions (measured with `--nocapture`).
+/// Explored: preemption bound 3, 140 executions (measured with `--nocapture`).
 #[test]
 fn stray_value_outlives_no_compacted_delete() {
     let key = key_where((&["a", "b"], 1, 1), (&["a"], 1, 1), |old, _| {
@@ -494,7 +494,7 @@ fn stray_value_outlives_no_compacted_delete() {
 /// get's snapshot, so the leave waits for it: afterwards the leaving server
 /// holds nothing, and the key lives on exactly its new preference list.
 ///
-/// Explored: preemption bound 3, 608 executions (measured with `--nocapture`).
+/// Explored: preemption bound 3, 569 executions (measured with `--nocapture`).
 #[test]
 fn read_repair_racing_leave() {
     let servers = ["a", "b", "c"];

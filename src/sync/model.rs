@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::hash::BuildHasher;
 use std::ops::{Bound, Deref};
 
-pub(crate) use loom::sync::atomic::{fence, AtomicBool, AtomicU64, Ordering};
+pub(crate) use loom::sync::atomic::{fence, AtomicU64, Ordering};
 pub(crate) use loom::sync::{Arc, Mutex};
 
 /// Every wait loop yields to loom, so the model checker can schedule the
@@ -59,7 +59,6 @@ impl<T> ArcCell<T> {
 
 struct Node<T> {
     value: T,
-    removed: AtomicBool,
 }
 
 /// Stand-in for `SkipSet`: a `BTreeMap` behind a loom mutex, taken once per
@@ -97,7 +96,6 @@ impl<T: Ord + Clone> OrderedSet<T> {
             None => {
                 let node = Arc::new(Node {
                     value: value.clone(),
-                    removed: AtomicBool::new(false),
                 });
                 set.insert(value, Arc::clone(&node));
                 node
@@ -160,7 +158,6 @@ impl<T: Ord> SetEntry<'_, T> {
             .is_some_and(|node| Arc::ptr_eq(node, &self.node));
         if linked {
             set.remove(&self.node.value);
-            self.node.removed.store(true, Ordering::Release);
         }
         linked
     }
