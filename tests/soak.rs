@@ -29,11 +29,16 @@
 //!   exactly the live keys it replicates at their last versions, and no
 //!   tombstone is left.
 //! * Live heap bytes (counted by this binary's global allocator) and the
-//!   process's resident set do not grow from the first third of the run
-//!   (after the windows filled) to the last third beyond a tolerance. A leak
-//!   of the entries that migrations and compaction scan and remove (the
-//!   crossbeam-skiplist 0.1.3 range iterator leak, crossbeam issue 1178,
-//!   which ringkv works around) would show here as steady growth.
+//!   process's resident set in the last third of the run stay, beyond a
+//!   tolerance, within the most the run needed before (after the windows
+//!   filled). A leak of the entries that migrations and compaction scan and
+//!   remove (the crossbeam-skiplist 0.1.3 range iterator leak, crossbeam
+//!   issue 1178, which ringkv works around) would show here as steady
+//!   growth. Writers retire keys no faster than compaction removes their
+//!   tombstones (at most [`MAX_BACKLOG`] waiting), so the memory the load
+//!   itself needs is bounded whatever the scheduling; comparing two medians
+//!   of an unbounded backlog failed on a busy host with and without a
+//!   leak.
 
 mod common;
 
@@ -85,10 +90,13 @@ const MIN_SERVERS: usize = 3;
 const MAX_SERVERS: usize = 7;
 /// Pause between compactions.
 const COMPACT_EVERY: Duration = Duration::from_millis(500);
+/// Keys retired but not yet covered by a finished compaction, at most:
+/// writers wait before retiring more (see [`writer`]).
+const MAX_BACKLOG: u64 = 20_000;
 /// Samples of memory and entries taken over the run.
 const SAMPLES: u32 = 90;
-/// Allowed growth of the median live heap from the first third of the run
-/// to the last: a fraction of the first third's, plus a constant for
+/// Allowed growth of the median live heap in the last third of the run over
+/// its highest sample before: a fraction of that, plus a constant for
 /// crossbeam-epoch garbage and allocator noise.
 const HEAP_GROWTH: (f64, usize) = (0.25, 4 << 20);
 /// The same for the resident set, which also holds the allocator's free
@@ -113,6 +121,9 @@ struct Shared {
     /// Retirements begun and acknowledged (the delete returned).
     retire_started: AtomicU64,
     retire_acked: AtomicU64,
+    /// Retirements acknowledged before the last finished compaction began:
+    /// their tombstones are gone.
+    compacted_through: AtomicU64,
     /// Operations completed, by writers and readers.
     ops: AtomicU64,
     changes: AtomicU64,
@@ -172,6 +183,17 @@ fn writer(cluster: &Cluster, w: usize, shared: &Shared) -> VecDeque<(u64, Versio
             shared.fronts[w].store(next_id, Ordering::Relaxed);
 
             if window.len() > WINDOW {
+                // Back-pressure: retire no faster than compaction removes
+                // tombstones. Without it the backlog, and the memory it
+                // holds, follows how the host schedules seven threads on
+                // two cores, and the memory checks would measure that
+                // rather than a leak.
+                while !stopped(shared)
+                    && shared.retire_started.load(Ordering::SeqCst)
+                        >= shared.compacted_through.load(Ordering::SeqCst) + MAX_BACKLOG
+                {
+                    std::thread::sleep(Duration::from_millis(1));
+                }
                 let (old, _) = window.pop_front().expect("the window is not empty");
                 shared.retire_started.fetch_add(1, Ordering::SeqCst);
                 cluster.delete(key_name(w, old)).unwrap();
@@ -294,6 +316,7 @@ fn compactor(cluster: &Cluster, shared: &Shared) {
              (R + 1) x ({WRITERS} x ({WINDOW} + 1) window keys + {retired_since} \
              keys retired since) + {LEN_SLACK}; tombstones are piling up"
         );
+        shared.compacted_through.store(acked, Ordering::SeqCst);
         shared.compactions.fetch_add(1, Ordering::Relaxed);
         shared.compacted.fetch_add(removed, Ordering::Relaxed);
         shared.max_entries.fetch_max(held, Ordering::Relaxed);
@@ -340,8 +363,13 @@ fn median(mut values: Vec<usize>) -> usize {
 }
 
 /// Checks that the median of `metric` over the last third of the warm
-/// samples exceeds that of the first third by no more than `growth`, and
-/// prints both.
+/// samples exceeds the highest sample of the first two thirds by no more
+/// than `growth`, and prints both.
+///
+/// The load is bounded but not steady: how many tombstones wait for the
+/// next compaction moves with the scheduling, so memory moves too. What
+/// must not happen is that the run needs more as it goes on: a leak makes
+/// the last third outgrow everything before it.
 fn assert_no_growth(
     name: &str,
     warm: &[Sample],
@@ -349,18 +377,24 @@ fn assert_no_growth(
     growth: (f64, usize),
 ) {
     let third = warm.len() / 3;
-    let first = median(warm[..third].iter().map(&metric).collect());
+    let earlier = warm[..warm.len() - third]
+        .iter()
+        .map(&metric)
+        .max()
+        .expect("at least nine warm samples");
     let last = median(warm[warm.len() - third..].iter().map(&metric).collect());
-    let allowed = first + (first as f64 * growth.0) as usize + growth.1;
+    let allowed = earlier + (earlier as f64 * growth.0) as usize + growth.1;
     println!(
-        "{name}: median {:.1} MiB in the first third, {:.1} MiB in the last (allowed {:.1} MiB)",
-        mib(first),
+        "{name}: at most {:.1} MiB in the first two thirds, median {:.1} MiB in the last \
+         (allowed {:.1} MiB)",
+        mib(earlier),
         mib(last),
         mib(allowed)
     );
     assert!(
         last <= allowed,
-        "{name} grew from {first} to {last} bytes between the first and last thirds of the run"
+        "{name} grew from at most {earlier} to a median of {last} bytes in the last third \
+         of the run"
     );
 }
 
