@@ -33,7 +33,8 @@ pub struct Config {
     pub max_value_len: usize,
     /// How far ahead of wall-clock time a client timestamp may be. A write
     /// further ahead is refused, so one client cannot drag the cluster's
-    /// clock away for good. Default one minute.
+    /// clock away for good. Default one minute. Whatever the skew, nothing
+    /// past [`Timestamp::LATEST`](crate::Timestamp::LATEST) is accepted.
     pub max_clock_skew: Duration,
     /// Whether [`Cluster::get`](crate::Cluster::get) writes the newest version
     /// back to replicas it found stale or missing. Default on.
