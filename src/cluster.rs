@@ -432,10 +432,9 @@ impl Cluster {
         let watermark = watermark.raised_to(older_than);
         // The clock first, then the snapshot: a write that loads the new
         // snapshot is stamped above the watermark (the snapshot's publication
-        // orders the clock update before that load).
-        if let Some(cutoff) = watermark.get() {
-            self.shared.clock.observe(cutoff);
-        }
+        // orders the clock update before that load). An earlier, higher
+        // watermark was observed by the compaction that set it.
+        self.shared.clock.observe(older_than);
         self.shared.raise_watermark(watermark);
         publish(
             &self.snapshot,

@@ -111,30 +111,21 @@ impl<T: Ord + Clone> OrderedSet<T> {
         start: &T,
         end: Option<T>,
     ) -> impl Iterator<Item = SetEntry<'_, T>> + '_ {
-        let start = start.clone();
-        let mut after: Option<T> = None;
-        std::iter::from_fn(move || {
-            let set = self.0.lock().unwrap();
-            let lower = match &after {
-                Some(element) => Bound::Excluded(element),
-                None => Bound::Included(&start),
-            };
-            let upper = end.as_ref().map_or(Bound::Unbounded, Bound::Excluded);
-            let (element, node) = set.range::<T, _>((lower, upper)).next()?;
-            after = Some(element.clone());
-            let node = Arc::clone(node);
-            drop(set);
-            Some(self.entry(node))
-        })
+        self.walk(Bound::Included(start.clone()), end)
     }
 
     pub(crate) fn iter(&self) -> impl Iterator<Item = SetEntry<'_, T>> + '_ {
-        let mut after: Option<T> = None;
+        self.walk(Bound::Unbounded, None)
+    }
+
+    /// Elements from `first` on and before `end`, one per step.
+    fn walk(&self, first: Bound<T>, end: Option<T>) -> impl Iterator<Item = SetEntry<'_, T>> + '_ {
+        let mut lower = first;
         std::iter::from_fn(move || {
             let set = self.0.lock().unwrap();
-            let lower = after.as_ref().map_or(Bound::Unbounded, Bound::Excluded);
-            let (element, node) = set.range::<T, _>((lower, Bound::Unbounded)).next()?;
-            after = Some(element.clone());
+            let upper = end.as_ref().map_or(Bound::Unbounded, Bound::Excluded);
+            let (element, node) = set.range::<T, _>((lower.as_ref(), upper)).next()?;
+            lower = Bound::Excluded(element.clone());
             let node = Arc::clone(node);
             drop(set);
             Some(self.entry(node))

@@ -88,31 +88,34 @@ impl<T: Ord + Send + 'static> OrderedSet<T> {
         start: &T,
         end: Option<T>,
     ) -> impl Iterator<Item = SetEntry<'_, T>> + '_ {
-        let mut next = self.0.lower_bound(Bound::Included(start));
-        std::iter::from_fn(move || {
-            let entry = next.take()?;
-            if end.as_ref().is_some_and(|end| entry.value() >= end) {
-                return None;
-            }
-            next = entry.next();
-            Some(SetEntry(entry))
-        })
+        walk(self.0.lower_bound(Bound::Included(start)), end)
     }
 
     /// Every element, in order; see [`OrderedSet::range`].
     pub(crate) fn iter(&self) -> impl Iterator<Item = SetEntry<'_, T>> + '_ {
-        let mut next = self.0.front();
-        std::iter::from_fn(move || {
-            let entry = next.take()?;
-            next = entry.next();
-            Some(SetEntry(entry))
-        })
+        walk(self.0.front(), None)
     }
 
     /// Number of elements; approximate while inserts and removals race it.
     pub(crate) fn len(&self) -> usize {
         self.0.len()
     }
+}
+
+/// Steps from `first` with `Entry::next` until an element at or past `end`.
+fn walk<'a, T: Ord + Send + 'static>(
+    first: Option<crossbeam_skiplist::set::Entry<'a, T>>,
+    end: Option<T>,
+) -> impl Iterator<Item = SetEntry<'a, T>> + 'a {
+    let mut next = first;
+    std::iter::from_fn(move || {
+        let entry = next.take()?;
+        if end.as_ref().is_some_and(|end| entry.value() >= end) {
+            return None;
+        }
+        next = entry.next();
+        Some(SetEntry(entry))
+    })
 }
 
 impl<T: Ord + Send + 'static> SetEntry<'_, T> {
